@@ -1,0 +1,26 @@
+"""User errors: problems the user can fix, reported by the command lines as one clear line.
+
+Code anywhere in the package raises ``UserError("what is wrong; what to do")``; the ``cli``
+decorator around each command's ``main`` prints it as ``error: ...`` on stderr and exits with
+status 2, never with a traceback.
+"""
+import functools
+import sys
+
+
+class UserError(Exception):
+    """Something the user can fix (a path, a flag, a file); the message says what and how."""
+
+
+def cli(main):
+    """Run ``main``; turn a UserError into one line on stderr and exit status 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

@@ -1,0 +1,90 @@
+"""The DCGAN Generator and Discriminator, exactly as in the MindSpore tutorial.
+
+Architecture (Radford et al. 2016, "DCGAN"), for 64x64 RGB images:
+
+    Generator      z (nz x 1 x 1) -> ConvT(ngf*8, k4 s1 valid) 4x4 -> ConvT(ngf*4) 8x8
+                   -> ConvT(ngf*2) 16x16 -> ConvT(ngf) 32x32 -> ConvT(nc) 64x64 -> Tanh
+                   (BatchNorm2d + ReLU after every transposed conv except the last)
+    Discriminator  x (nc x 64 x 64) -> Conv(ndf) 32x32 -> Conv(ndf*2) 16x16 -> Conv(ndf*4) 8x8
+                   -> Conv(ndf*8) 4x4 -> Conv(1, k4 s1 valid) 1x1 -> reshape -> Sigmoid
+                   (LeakyReLU(0.2) after every conv but the last, BatchNorm2d from the second on)
+
+The layers live in a SequentialCell attribute named ``generator`` / ``discriminator``, as in the
+tutorial, so parameter names ("generator.0.weight", "discriminator.3.gamma", ...) are the
+tutorial's and a checkpoint saved by the tutorial's own cells loads here without renaming.
+
+One deliberate fix: the tutorial sizes the Discriminator's BatchNorm layers with ``ngf`` instead of
+``ndf``. That only works because both are 64 there; we use ``ndf`` (identical shapes when
+ngf == ndf, so tutorial checkpoints still load).
+"""
+from mindspore import nn
+from mindspore.common.initializer import Normal
+
+NZ, NGF, NDF, NC = 100, 64, 64, 3  # the tutorial's sizes
+IMAGE_SIZE = 64
+
+
+def weight_init():
+    """Conv weights ~ Normal(0, 0.02), as the DCGAN paper prescribes."""
+    return Normal(sigma=0.02, mean=0.0)
+
+
+def gamma_init():
+    """BatchNorm scale ~ Normal(1, 0.02); BatchNorm shift starts at 0."""
+    return Normal(sigma=0.02, mean=1.0)
+
+
+def _up(cin, cout):
+    """Transposed conv that doubles height and width, then BatchNorm2d and ReLU."""
+    return [nn.Conv2dTranspose(cin, cout, 4, 2, "pad", 1, weight_init=weight_init()),
+            nn.BatchNorm2d(cout, gamma_init=gamma_init()),
+            nn.ReLU()]
+
+
+def _down(cin, cout):
+    """Strided conv that halves height and width, then BatchNorm2d and LeakyReLU(0.2)."""
+    return [nn.Conv2d(cin, cout, 4, 2, "pad", 1, weight_init=weight_init()),
+            nn.BatchNorm2d(cout, gamma_init=gamma_init()),
+            nn.LeakyReLU(0.2)]
+
+
+class Generator(nn.Cell):
+    """Maps noise z of shape (N, nz, 1, 1) to images (N, nc, 64, 64) in [-1, 1]."""
+
+    def __init__(self, nz=NZ, ngf=NGF, nc=NC):
+        super().__init__()
+        self.nz = nz
+        self.generator = nn.SequentialCell(
+            nn.Conv2dTranspose(nz, ngf * 8, 4, 1, "valid", weight_init=weight_init()),
+            nn.BatchNorm2d(ngf * 8, gamma_init=gamma_init()),
+            nn.ReLU(),
+            *_up(ngf * 8, ngf * 4),
+            *_up(ngf * 4, ngf * 2),
+            *_up(ngf * 2, ngf),
+            nn.Conv2dTranspose(ngf, nc, 4, 2, "pad", 1, weight_init=weight_init()),
+            nn.Tanh(),
+        )
+
+    def construct(self, x):
+        return self.generator(x)
+
+
+class Discriminator(nn.Cell):
+    """Maps images (N, nc, 64, 64) to the probability (N, 1) that each one is real."""
+
+    def __init__(self, ndf=NDF, nc=NC):
+        super().__init__()
+        self.discriminator = nn.SequentialCell(
+            nn.Conv2d(nc, ndf, 4, 2, "pad", 1, weight_init=weight_init()),
+            nn.LeakyReLU(0.2),
+            *_down(ndf, ndf * 2),
+            *_down(ndf * 2, ndf * 4),
+            *_down(ndf * 4, ndf * 8),
+            nn.Conv2d(ndf * 8, 1, 4, 1, "valid", weight_init=weight_init()),
+        )
+        self.adv_layer = nn.Sigmoid()
+
+    def construct(self, x):
+        out = self.discriminator(x)
+        out = out.reshape(out.shape[0], -1)
+        return self.adv_layer(out)

@@ -1,0 +1,70 @@
+"""Pictures of a run: image grids, the loss plot and the progress GIF (Pillow and matplotlib)."""
+import csv
+import math
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images):
+    """(N, 3, H, W) float images in [-1, 1] -> (N, H, W, 3) uint8."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.clip((images.transpose(0, 2, 3, 1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def image_grid(images, nrow=None, padding=2, pad_value=255):
+    """Tile (N, 3, H, W) images in [-1, 1] into one PIL image, ``nrow`` per row (default: square)."""
+    pixels = to_uint8(images)
+    n, h, w, c = pixels.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding, c), pad_value, np.uint8)
+    for i, img in enumerate(pixels):
+        y, x = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
+        grid[y:y + h, x:x + w] = img
+    return Image.fromarray(grid)
+
+
+def save_grid(images, path, nrow=None):
+    image_grid(images, nrow).save(path)
+    return path
+
+
+def read_log(path):
+    """The per-step log (CSV) as a dict of column -> float array."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([float(r[k]) for r in rows]) for k in (rows[0] if rows else [])}
+
+
+def plot_losses(log, path):
+    """Two panels: G's and D's losses, and D(x) / D(G(z)), against the step."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    step = log["step"]
+    ax1.plot(step, log["g_loss"], label="G", color="tab:blue", linewidth=0.8)
+    ax1.plot(step, log["d_loss"], label="D", color="tab:orange", linewidth=0.8)
+    ax1.set(title="Generator and Discriminator loss", xlabel="step", ylabel="BCE loss")
+    ax1.legend()
+    ax2.plot(step, log["d_real"], label="D(x), real", color="tab:green", linewidth=0.8)
+    ax2.plot(step, log["d_fake"], label="D(G(z)), fake", color="tab:red", linewidth=0.8)
+    ax2.axhline(0.5, color="gray", linestyle=":", linewidth=0.8)
+    ax2.set(title="Discriminator outputs (batch means)", xlabel="step", ylabel="probability real",
+            ylim=(0, 1))
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def make_gif(frame_paths, path, duration_ms=400):
+    """An animated GIF of the given PNG frames (the fixed-noise grids, one per epoch); the last
+    frame is held longer."""
+    frames = [Image.open(p).convert("RGB") for p in frame_paths]
+    durations = [duration_ms] * (len(frames) - 1) + [duration_ms * 5]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    return path

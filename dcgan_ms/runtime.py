@@ -1,0 +1,31 @@
+"""Choosing the device and seeding every random source, shared by the command lines."""
+import random
+
+import mindspore as ms
+import mindspore.dataset as ds
+import numpy as np
+from mindspore import ops
+
+from .errors import UserError
+
+DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
+
+
+def set_device(device_target, device_id=None):
+    """Select the backend and check that it really runs: MindSpore only says a backend is missing
+    when the first operator executes, with a long message; we say it in one line."""
+    try:
+        ms.set_device(device_target, device_id)
+        ops.ones((1,), ms.float32).asnumpy()
+    except (RuntimeError, ValueError) as e:
+        first = str(e).strip().splitlines()[0][:200]
+        raise UserError(f"device target {device_target} is not usable here ({first}): install the MindSpore "
+                        "build for it (see mindspore.cn/install) or pass --device_target CPU") from None
+
+
+def set_seed(seed):
+    """Seed MindSpore (weight init), its data pipeline (shuffling), NumPy and Python's random."""
+    ms.set_seed(seed)
+    ds.config.set_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)

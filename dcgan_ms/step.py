@@ -1,0 +1,69 @@
+"""One DCGAN training step, written as in the MindSpore tutorial.
+
+    generator_forward      z -> G(z) -> D(G(z)); G's loss is BCE(D(G(z)), 1)   (non-saturating loss)
+    discriminator_forward  D's loss is (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2
+    train_step             G's step, then D's step on the same G(z), both under ``ms.jit``
+
+Why two ``value_and_grad`` functions: each network is trained on its own loss, and each gradient
+is taken only with respect to that network's parameters (``optimizer.parameters``). D's loss is
+differentiated w.r.t. D's weights only, so G(z) acts as a constant there, as ``detach()`` does in
+PyTorch. ``has_aux=True`` makes the first output the loss that is differentiated and passes the
+others through untouched: G(z) for D's step, and D(x), D(G(z)) for the logs.
+
+Why ``ms.jit``: it compiles the whole step (both forward passes, both backward passes, both Adam
+updates) into one static graph that MindSpore optimises and runs without returning to Python
+between operators. ``jit=False`` runs the same code eagerly (PyNative), for debugging.
+
+Unlike the tutorial, the noise z is an input of the step rather than drawn inside it: the training
+loop draws it from a seeded NumPy generator, so a run is reproducible and each device of a
+data-parallel run can draw its own z.
+"""
+import mindspore as ms
+from mindspore import nn, ops
+
+LR, BETA1 = 2e-4, 0.5  # DCGAN's Adam settings
+
+
+def make_optimizers(generator, discriminator, lr=LR, beta1=BETA1):
+    """Two Adam optimizers, one per network, as in the tutorial."""
+    optimizer_g = nn.Adam(generator.trainable_params(), learning_rate=lr, beta1=beta1)
+    optimizer_d = nn.Adam(discriminator.trainable_params(), learning_rate=lr, beta1=beta1)
+    optimizer_g.update_parameters_name("optim_g.")
+    optimizer_d.update_parameters_name("optim_d.")
+    return optimizer_g, optimizer_d
+
+
+def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True):
+    """Build ``train_step(real_imgs, z) -> (g_loss, d_loss, d_real, d_fake)``.
+
+    d_real is the mean of D(x) over the batch, d_fake the mean of D(G(z)) before G's update.
+    """
+    adversarial_loss = nn.BCELoss(reduction="mean")
+
+    def generator_forward(z, valid):
+        gen_imgs = generator(z)
+        g_loss = adversarial_loss(discriminator(gen_imgs), valid)
+        return g_loss, gen_imgs
+
+    def discriminator_forward(real_imgs, gen_imgs, valid, fake):
+        d_real = discriminator(real_imgs)
+        d_fake = discriminator(gen_imgs)
+        real_loss = adversarial_loss(d_real, valid)
+        fake_loss = adversarial_loss(d_fake, fake)
+        d_loss = (real_loss + fake_loss) / 2
+        return d_loss, d_real.mean(), d_fake.mean()
+
+    grad_generator_fn = ms.value_and_grad(generator_forward, None, optimizer_g.parameters, has_aux=True)
+    grad_discriminator_fn = ms.value_and_grad(discriminator_forward, None, optimizer_d.parameters,
+                                              has_aux=True)
+
+    def train_step(real_imgs, z):
+        valid = ops.ones((real_imgs.shape[0], 1), ms.float32)
+        fake = ops.zeros((real_imgs.shape[0], 1), ms.float32)
+        (g_loss, gen_imgs), g_grads = grad_generator_fn(z, valid)
+        optimizer_g(g_grads)
+        (d_loss, d_real, d_fake), d_grads = grad_discriminator_fn(real_imgs, gen_imgs, valid, fake)
+        optimizer_d(d_grads)
+        return g_loss, d_loss, d_real, d_fake
+
+    return ms.jit(train_step) if jit else train_step

@@ -1,0 +1,231 @@
+"""Train a DCGAN on anime faces: ``python -m dcgan_ms.train --help``.
+
+    python -m dcgan_ms.train --device_target GPU            # the tutorial: real faces, downloaded
+    python -m dcgan_ms.train --dataset sample --epochs 5    # the shipped sample, offline, on CPU
+
+A run writes into its output folder (default ``runs/<dataset>-<date-time>``):
+
+    config.json              the flags of the run
+    fixed_noise.npy          the noise batch behind every progress grid, drawn once from --seed
+    log.csv                  one row per step: g_loss, d_loss, D(x), D(G(z)), img/s
+    samples/epoch_NNN.png    G(fixed noise) after each epoch (and after the last step)
+    losses.png               losses and D's outputs against the step
+    progress.gif             the fixed-noise grids over the epochs
+    generator.ckpt, discriminator.ckpt   the weights, saved after every epoch and at the end
+
+Ctrl-C stops training after saving the checkpoints and pictures of the steps done so far.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from .errors import UserError, cli
+from .models import NC, NDF, NGF, NZ
+
+GRID_SIZE = 64  # images in each progress grid (8 x 8)
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+    return parse
+
+
+def _beta(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m dcgan_ms.train", description="Train the MindSpore tutorial's "
+                                "DCGAN on anime faces (or any folder of images).",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", choices=("faces", "sample"), default=None,
+                   help="faces: the tutorial's 70,171 anime faces, downloaded into --data_root (default "
+                        "data/faces) when absent; sample: the procedurally drawn avatars shipped in "
+                        "data/sample (offline). Default: faces, unless --data_root is given alone")
+    g.add_argument("--data_root", default=None,
+                   help="with --dataset faces: where the faces are or are downloaded to; alone: any folder "
+                        "of images (flat, or one level of subfolders)")
+    g.add_argument("--num_workers", type=_positive(int), default=2, help="data pipeline worker threads")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=_positive(int), default=3, help="passes over the data")
+    g.add_argument("--max_steps", type=_positive(int), default=None, help="stop after this many steps")
+    g.add_argument("--batch_size", type=_positive(int), default=128, help="images per step")
+    g.add_argument("--lr", type=_positive(float), default=2e-4, help="Adam learning rate, both networks")
+    g.add_argument("--beta1", type=_beta, default=0.5, help="Adam beta1, both networks")
+    g.add_argument("--seed", type=int, default=1, help="seeds weights, shuffling, noise and the fixed noise")
+    g = p.add_argument_group("model")
+    g.add_argument("--nz", type=_positive(int), default=NZ, help="length of the noise vector z")
+    g.add_argument("--ngf", type=_positive(int), default=NGF, help="Generator width (feature maps)")
+    g.add_argument("--ndf", type=_positive(int), default=NDF, help="Discriminator width (feature maps)")
+    g = p.add_argument_group("run")
+    g.add_argument("--device_target", choices=("CPU", "GPU", "Ascend"), default="CPU",
+                   help="MindSpore backend")
+    g.add_argument("--device_id", type=int, default=None, help="which device of the backend")
+    g.add_argument("--mode", choices=("graph", "pynative"), default="graph",
+                   help="graph: the train step compiled with ms.jit; pynative: eager, for debugging")
+    g.add_argument("--output_dir", default=None, help="where the run writes (default runs/<dataset>-<time>)")
+    g.add_argument("--no_progress", action="store_true", help="no progress bar (one line per epoch instead)")
+    return p
+
+
+def parse_args(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.dataset is None:
+        args.dataset = "folder" if args.data_root else "faces"
+    if args.dataset == "sample" and args.data_root:
+        build_parser().error("--dataset sample takes no --data_root (the sample is data/sample)")
+    if args.output_dir is None:
+        args.output_dir = os.path.join("runs", f"{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return args
+
+
+def resolve_data_root(args):
+    """The folder of training images for the flags given (downloading the faces if needed)."""
+    from .data import FACES_DIR, SAMPLE_DIR, prepare_faces
+    if args.dataset == "sample":
+        return SAMPLE_DIR
+    if args.dataset == "faces":
+        return prepare_faces(args.data_root or FACES_DIR)
+    return args.data_root
+
+
+def prepare_output(output_dir):
+    try:
+        os.makedirs(os.path.join(output_dir, "samples"), exist_ok=True)
+        probe = os.path.join(output_dir, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"cannot write to output folder {output_dir} ({e.strerror or e}): "
+                        "pass a writable --output_dir") from None
+
+
+LOG_FIELDS = ("step", "epoch", "g_loss", "d_loss", "d_real", "d_fake", "img_per_s")
+
+
+def train(args, data_root=None):
+    """Run training as the flags in ``args`` say; return a dict describing what was done."""
+    import mindspore as ms
+    from tqdm import tqdm
+
+    from . import checkpoint, plots
+    from .data import create_dataset
+    from .models import Discriminator, Generator
+    from .runtime import set_device, set_seed
+    from .step import make_optimizers, make_train_step
+
+    set_device(args.device_target, args.device_id)
+    data_root = data_root or resolve_data_root(args)
+    prepare_output(args.output_dir)
+    set_seed(args.seed)
+    dataset = create_dataset(data_root, args.batch_size, num_parallel_workers=args.num_workers)
+    steps_per_epoch = dataset.get_dataset_size()
+    total_steps = args.epochs * steps_per_epoch
+    if args.max_steps:
+        total_steps = min(total_steps, args.max_steps)
+    epochs = math.ceil(total_steps / steps_per_epoch)
+
+    generator, discriminator = Generator(args.nz, args.ngf, NC), Discriminator(args.ndf, NC)
+    generator.set_train()
+    discriminator.set_train()
+    optimizer_g, optimizer_d = make_optimizers(generator, discriminator, args.lr, args.beta1)
+    train_step = make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=args.mode == "graph")
+
+    out = args.output_dir
+    rng = np.random.default_rng(args.seed)
+    fixed_noise = rng.standard_normal((GRID_SIZE, args.nz, 1, 1)).astype(np.float32)
+    np.save(os.path.join(out, "fixed_noise.npy"), fixed_noise)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump({**vars(args), "data_root": os.path.abspath(data_root), "steps_per_epoch": steps_per_epoch,
+                   "total_steps": total_steps}, f, indent=2)
+    print(f"training on {args.device_target} ({args.mode} mode): {data_root}, {steps_per_epoch} steps of "
+          f"{args.batch_size} per epoch, {total_steps} steps; writing to {out}", file=sys.stderr)
+
+    grids = []
+
+    def save_progress(epoch):
+        images = generator(ms.Tensor(fixed_noise)).asnumpy()
+        grids.append(plots.save_grid(images, os.path.join(out, "samples", f"epoch_{epoch:03d}.png"), nrow=8))
+        checkpoint.save(generator, os.path.join(out, "generator.ckpt"))
+        checkpoint.save(discriminator, os.path.join(out, "discriminator.ckpt"))
+
+    log_path = os.path.join(out, "log.csv")
+    step, interrupted, bad_loss = 0, False, None
+    bar = tqdm(total=total_steps, unit="step", disable=args.no_progress, dynamic_ncols=True)
+    started = time.time()
+    with open(log_path, "w", newline="") as log_file:
+        log = csv.writer(log_file)
+        log.writerow(LOG_FIELDS)
+        try:
+            for epoch in range(1, epochs + 1):
+                for (real_imgs,) in dataset.create_tuple_iterator(num_epochs=1):
+                    t0 = time.perf_counter()
+                    z = ms.Tensor(rng.standard_normal((args.batch_size, args.nz, 1, 1)).astype(np.float32))
+                    g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z))
+                    speed = args.batch_size / (time.perf_counter() - t0)
+                    step += 1
+                    log.writerow([step, epoch, f"{g_loss:.6g}", f"{d_loss:.6g}", f"{d_real:.6g}",
+                                  f"{d_fake:.6g}", f"{speed:.4g}"])
+                    if not (math.isfinite(g_loss) and math.isfinite(d_loss)):
+                        bad_loss = (step, g_loss, d_loss)
+                        break
+                    bar.set_postfix_str(f"epoch {epoch}/{epochs} Loss_D {d_loss:.3f} Loss_G {g_loss:.3f} "
+                                        f"D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} {speed:.1f} img/s")
+                    bar.update()
+                    if step >= total_steps:
+                        break
+                if bad_loss:
+                    break
+                log_file.flush()
+                save_progress(epoch)
+                if args.no_progress:
+                    print(f"epoch {epoch}/{epochs} step {step}/{total_steps} Loss_D {d_loss:.3f} "
+                          f"Loss_G {g_loss:.3f}", file=sys.stderr)
+                if step >= total_steps:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+    bar.close()
+    if interrupted and step:
+        print(f"interrupted at step {step}: saving checkpoints and pictures", file=sys.stderr)
+        save_progress(epoch)
+    if bad_loss:
+        raise UserError(f"losses became non-finite at step {bad_loss[0]} (G {bad_loss[1]}, D {bad_loss[2]}); "
+                        f"training stopped, the checkpoints in {out} are from the end of the last good "
+                        "epoch: try a lower --lr")
+    elapsed = time.time() - started
+    if step:
+        plots.plot_losses(plots.read_log(log_path), os.path.join(out, "losses.png"))
+        plots.make_gif(grids, os.path.join(out, "progress.gif"))
+    print(f"{'stopped' if interrupted else 'done'}: {step} steps in {elapsed:.0f} s; outputs in {out}",
+          file=sys.stderr)
+    if interrupted:
+        sys.exit(130)
+    return {"output_dir": out, "steps": step, "epochs": epoch, "seconds": elapsed}
+
+
+@cli
+def main(argv=None):
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
