@@ -3,10 +3,18 @@
 ``save`` writes atomically: to a temporary file in the same folder, then renamed over the target,
 so an interrupted save never leaves a half-written checkpoint under the real name.
 
-``load_generator`` reads a Generator checkpoint (ours or one saved by the tutorial's own code:
-the parameter names are the same) and builds a Generator of the size the checkpoint holds, so the
-user need not remember nz and ngf. Explicit sizes that do not fit are one clear error naming the
-expected and found shapes.
+Parameter names. The tutorial (and this package, which keeps its code) calls
+``optimizer.update_parameters_name("optim_g.")``: two Adam optimizers in one graph would otherwise
+both own parameters named "learning_rate", "beta1_power", "global_step". That call renames every
+parameter the optimizer reaches, the network's trainable weights included, so a checkpoint saved
+after training names them "optim_g.generator.0.weight", while BatchNorm's running statistics,
+which the optimizer does not see, stay "generator.1.moving_mean". A fresh network names them
+"generator.0.weight". ``mindspore.load_checkpoint(path, net)`` accepts both (it strips the prefix);
+our loader does the same, explicitly, in both directions.
+
+``load_generator`` reads a Generator checkpoint (ours or one saved by the tutorial's own code) and
+builds a Generator of the size the checkpoint holds, so the user need not remember nz and ngf.
+Explicit sizes that do not fit are one clear error naming the expected and found shapes.
 """
 import os
 
@@ -30,29 +38,37 @@ def save(net, path):
     return path
 
 
+def canonical_name(name):
+    """'optim_g.generator.0.weight' -> 'generator.0.weight' (see the module docstring)."""
+    return name.split(".", 1)[1] if name.startswith("optim_") and "." in name else name
+
+
 def read(path):
-    """The checkpoint at ``path`` as a dict of name -> Parameter; one clear error if unreadable."""
+    """The checkpoint at ``path`` as a dict of canonical name -> Parameter; one clear error if unreadable."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} does not exist: pass the generator.ckpt a training run wrote")
     try:
-        return ms.load_checkpoint(path)
+        params = ms.load_checkpoint(path)
     except Exception as e:  # MindSpore raises ValueError/RuntimeError for non-checkpoints
         reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise UserError(f"{path} is not a readable MindSpore checkpoint ({reason})") from None
+    return {canonical_name(k): v for k, v in params.items()}
 
 
-def _load_into(net, params, path):
-    expected = {p.name: tuple(p.shape) for p in net.get_parameters()}
-    found = {k: tuple(v.shape) for k, v in params.items() if k in expected}
-    missing = [k for k in expected if k not in found]
+def load_into(net, params, path):
+    """Copy ``params`` (from ``read``) into ``net``, checking every name and shape first."""
+    expected = {canonical_name(p.name): p for p in net.get_parameters()}
+    missing = [k for k in expected if k not in params]
     if missing:
         raise UserError(f"{path} is not a checkpoint of a {type(net).__name__}: it has no parameter "
-                        f"{missing[0]} (expected names like {next(iter(expected))})")
-    for name, shape in expected.items():
-        if found[name] != shape:
-            raise UserError(f"{path} does not fit the model: {name} has shape {found[name]} in the "
-                            f"checkpoint but {shape} in the model; pass the sizes it was trained with")
-    ms.load_param_into_net(net, {k: params[k] for k in expected}, strict_load=True)
+                        f"{missing[0]}")
+    for name, p in expected.items():
+        if tuple(params[name].shape) != tuple(p.shape):
+            raise UserError(f"{path} does not fit the model: {name} has shape {tuple(params[name].shape)} in "
+                            f"the checkpoint but {tuple(p.shape)} in the model; pass the sizes it was "
+                            "trained with")
+    for name, p in expected.items():
+        p.set_data(ms.Tensor(params[name].asnumpy(), p.dtype))
     return net
 
 
@@ -64,7 +80,7 @@ def load_generator(path, nz=None, ngf=None):
         raise UserError(f"{path} is not a Generator checkpoint: it has no parameter generator.0.weight "
                         "(did you pass discriminator.ckpt?)")
     ckpt_nz, ckpt_ngf = first.shape[0], first.shape[1] // 8
-    return _load_into(Generator(nz or ckpt_nz, ngf or ckpt_ngf, NC), params, path)
+    return load_into(Generator(nz or ckpt_nz, ngf or ckpt_ngf, NC), params, path)
 
 
 def load_discriminator(path, ndf=None):
@@ -74,4 +90,4 @@ def load_discriminator(path, ndf=None):
     if first is None or len(first.shape) != 4:
         raise UserError(f"{path} is not a Discriminator checkpoint: it has no parameter "
                         "discriminator.0.weight")
-    return _load_into(Discriminator(ndf or first.shape[0], NC), params, path)
+    return load_into(Discriminator(ndf or first.shape[0], NC), params, path)

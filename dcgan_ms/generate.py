@@ -1,0 +1,87 @@
+"""Generate avatars from a Generator checkpoint: ``python -m dcgan_ms.generate --help``.
+
+    python -m dcgan_ms.generate --ckpt runs/quickstart/generator.ckpt --num 64 --out grid.png
+
+Works with this package's checkpoints and with a generator.ckpt saved by the MindSpore tutorial's
+own code (same parameter names); nz and ngf are read from the checkpoint.
+
+BatchNorm when generating (``--bn``): in training mode BatchNorm normalises each layer with the
+statistics of the current batch; in inference mode with the running averages it collected during
+training. ``batch`` (the default) is how the Generator ran during training and how the progress
+grids are made; it needs a batch of several images and makes each image depend a little on the
+others. ``moving`` uses the running averages: each image depends on its own z only, but after a
+short training the averages lag behind the weights and images come out washed out.
+"""
+import argparse
+import os
+
+import numpy as np
+
+from .errors import UserError, cli
+
+
+def generate(generator, z, bn="batch"):
+    """Images (N, 3, 64, 64) in [-1, 1] for noise ``z`` (N, nz, 1, 1), with BatchNorm as ``bn`` says.
+
+    With ``bn="batch"`` the running averages are restored afterwards, so generating leaves the
+    checkpointed statistics unchanged.
+    """
+    import mindspore as ms
+
+    if bn == "moving":
+        generator.set_train(False)
+        return generator(ms.Tensor(z, ms.float32)).asnumpy()
+    saved = {p.name: p.asnumpy().copy() for p in generator.get_parameters() if "moving_" in p.name}
+    generator.set_train(True)
+    images = generator(ms.Tensor(z, ms.float32)).asnumpy()
+    for p in generator.get_parameters():
+        if p.name in saved:
+            p.set_data(ms.Tensor(saved[p.name]))
+    return images
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="python -m dcgan_ms.generate", description="Write a grid of avatars "
+                                "(and optionally each image) generated from a Generator checkpoint.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--ckpt", required=True, help="a generator.ckpt (ours or the tutorial's)")
+    p.add_argument("--num", type=int, default=64, help="how many images")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise z")
+    p.add_argument("--out", default="generated.png", help="the grid PNG to write")
+    p.add_argument("--individual", default=None, metavar="DIR", help="also write each image as DIR/N.png")
+    p.add_argument("--nrow", type=int, default=None, help="images per grid row (default: square)")
+    p.add_argument("--bn", choices=("batch", "moving"), default="batch",
+                   help="BatchNorm statistics: of the generated batch, or the running averages")
+    p.add_argument("--nz", type=int, default=None, help="noise length (default: the checkpoint's)")
+    p.add_argument("--ngf", type=int, default=None, help="Generator width (default: the checkpoint's)")
+    p.add_argument("--device_target", choices=("CPU", "GPU", "Ascend"), default="CPU")
+    return p
+
+
+@cli
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.num < 1 or (args.bn == "batch" and args.num < 2):
+        raise UserError(f"--num {args.num}: need at least 2 images with --bn batch (1 with --bn moving)")
+    from . import checkpoint, plots
+    from .runtime import set_device
+
+    set_device(args.device_target)
+    generator = checkpoint.load_generator(args.ckpt, args.nz, args.ngf)
+    z = np.random.default_rng(args.seed).standard_normal((args.num, generator.nz, 1, 1)).astype(np.float32)
+    images = generate(generator, z, args.bn)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        plots.save_grid(images, args.out, args.nrow)
+        if args.individual:
+            os.makedirs(args.individual, exist_ok=True)
+            for i, pixels in enumerate(plots.to_uint8(images)):
+                plots.Image.fromarray(pixels).save(os.path.join(args.individual, f"{i}.png"))
+    except OSError as e:
+        raise UserError(f"cannot write the images ({e.strerror or e}): pass a writable --out") from None
+    print(f"wrote {args.num} images from {args.ckpt} to {args.out}"
+          + (f" and {args.individual}/" if args.individual else ""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from dcgan_ms.data import SAMPLE_DIR  # noqa: E402
+
+
+def run_cli(*args, env=None, timeout=600):
+    """Run ``python -m <args>`` from the repo root, as a user would; return the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=full_env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def flat_images(tmp_path_factory):
+    """A flat folder of 24 sample images (the real set's layout)."""
+    root = tmp_path_factory.mktemp("flat") / "faces"
+    root.mkdir()
+    for i in range(24):
+        shutil.copy(os.path.join(SAMPLE_DIR, f"{i}.jpg"), root / f"{i}.jpg")
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def nested_images(tmp_path_factory):
+    """A folder with two subfolders of 10 images each (the ImageFolderDataset layout)."""
+    root = tmp_path_factory.mktemp("nested")
+    for k, sub in enumerate(("a", "b")):
+        (root / sub).mkdir()
+        for i in range(10):
+            shutil.copy(os.path.join(SAMPLE_DIR, f"{10 * k + i}.jpg"), root / sub / f"{i}.jpg")
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, flat_images):
+    """A real 2-step training run through the command line, on a tiny model."""
+    out = str(tmp_path_factory.mktemp("run") / "tiny")
+    proc = run_cli("dcgan_ms.train", "--data_root", flat_images, "--batch_size", "8", "--ngf", "8", "--ndf", "8",
+                   "--nz", "16", "--max_steps", "2", "--epochs", "5", "--output_dir", out, "--no_progress")
+    assert proc.returncode == 0, proc.stderr
+    return out, proc

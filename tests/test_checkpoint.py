@@ -1,0 +1,165 @@
+"""Checkpoints: exact round trip, the tutorial's own checkpoints, and clear errors."""
+import numpy as np
+import pytest
+import mindspore as ms
+import mindspore.ops as ops
+from mindspore import nn
+from mindspore.common.initializer import Normal
+
+from dcgan_ms import checkpoint
+from dcgan_ms.errors import UserError
+from dcgan_ms.generate import generate
+from dcgan_ms.models import Discriminator, Generator
+from dcgan_ms.step import make_optimizers, make_train_step
+
+# ---- The tutorial's code, as published (sizes shrunk so the test is fast) --------------------
+nz, ngf, ndf, nc, lr, beta1 = 100, 16, 16, 3, 0.0002, 0.5
+weight_init = Normal(mean=0, sigma=0.02)
+gamma_init = Normal(mean=1, sigma=0.02)
+
+
+class TutorialGenerator(nn.Cell):
+    def __init__(self):
+        super(TutorialGenerator, self).__init__()
+        self.generator = nn.SequentialCell(
+            nn.Conv2dTranspose(nz, ngf * 8, 4, 1, 'valid', weight_init=weight_init),
+            nn.BatchNorm2d(ngf * 8, gamma_init=gamma_init),
+            nn.ReLU(),
+            nn.Conv2dTranspose(ngf * 8, ngf * 4, 4, 2, 'pad', 1, weight_init=weight_init),
+            nn.BatchNorm2d(ngf * 4, gamma_init=gamma_init),
+            nn.ReLU(),
+            nn.Conv2dTranspose(ngf * 4, ngf * 2, 4, 2, 'pad', 1, weight_init=weight_init),
+            nn.BatchNorm2d(ngf * 2, gamma_init=gamma_init),
+            nn.ReLU(),
+            nn.Conv2dTranspose(ngf * 2, ngf, 4, 2, 'pad', 1, weight_init=weight_init),
+            nn.BatchNorm2d(ngf, gamma_init=gamma_init),
+            nn.ReLU(),
+            nn.Conv2dTranspose(ngf, nc, 4, 2, 'pad', 1, weight_init=weight_init),
+            nn.Tanh()
+        )
+
+    def construct(self, x):
+        return self.generator(x)
+
+
+class TutorialDiscriminator(nn.Cell):
+    def __init__(self):
+        super(TutorialDiscriminator, self).__init__()
+        self.discriminator = nn.SequentialCell(
+            nn.Conv2d(nc, ndf, 4, 2, 'pad', 1, weight_init=weight_init),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 'pad', 1, weight_init=weight_init),
+            nn.BatchNorm2d(ngf * 2, gamma_init=gamma_init),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 'pad', 1, weight_init=weight_init),
+            nn.BatchNorm2d(ngf * 4, gamma_init=gamma_init),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 'pad', 1, weight_init=weight_init),
+            nn.BatchNorm2d(ngf * 8, gamma_init=gamma_init),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 'valid', weight_init=weight_init),
+        )
+        self.adv_layer = nn.Sigmoid()
+
+    def construct(self, x):
+        out = self.discriminator(x)
+        out = out.reshape(out.shape[0], -1)
+        return self.adv_layer(out)
+
+
+@pytest.fixture(scope="module")
+def tutorial_checkpoints(tmp_path_factory):
+    """Train the tutorial's cells for one step with the tutorial's optimizers, then save as it does."""
+    ms.set_seed(5)
+    generator, discriminator = TutorialGenerator(), TutorialDiscriminator()
+    generator.set_train()
+    discriminator.set_train()
+    adversarial_loss = nn.BCELoss(reduction='mean')
+    optimizer_D = nn.Adam(discriminator.trainable_params(), learning_rate=lr, beta1=beta1)
+    optimizer_G = nn.Adam(generator.trainable_params(), learning_rate=lr, beta1=beta1)
+    optimizer_G.update_parameters_name('optim_g.')
+    optimizer_D.update_parameters_name('optim_d.')
+
+    def generator_forward(real_imgs, valid):
+        z = ops.standard_normal((real_imgs.shape[0], nz, 1, 1))
+        gen_imgs = generator(z)
+        g_loss = adversarial_loss(discriminator(gen_imgs), valid)
+        return g_loss, gen_imgs
+
+    def discriminator_forward(real_imgs, gen_imgs, valid, fake):
+        real_loss = adversarial_loss(discriminator(real_imgs), valid)
+        fake_loss = adversarial_loss(discriminator(gen_imgs), fake)
+        return (real_loss + fake_loss) / 2
+
+    grad_generator_fn = ms.value_and_grad(generator_forward, None, optimizer_G.parameters, has_aux=True)
+    grad_discriminator_fn = ms.value_and_grad(discriminator_forward, None, optimizer_D.parameters)
+
+    @ms.jit
+    def train_step(imgs):
+        valid = ops.ones((imgs.shape[0], 1), ms.float32)
+        fake = ops.zeros((imgs.shape[0], 1), ms.float32)
+        (g_loss, gen_imgs), g_grads = grad_generator_fn(imgs, valid)
+        optimizer_G(g_grads)
+        d_loss, d_grads = grad_discriminator_fn(imgs, gen_imgs, valid, fake)
+        optimizer_D(d_grads)
+        return g_loss, d_loss, gen_imgs
+
+    train_step(ms.Tensor(np.random.default_rng(0).uniform(0, 1, (8, 3, 64, 64)).astype(np.float32)))
+    folder = tmp_path_factory.mktemp("tutorial")
+    ms.save_checkpoint(generator, str(folder / "generator.ckpt"))
+    ms.save_checkpoint(discriminator, str(folder / "discriminator.ckpt"))
+    generator.set_train(False)
+    discriminator.set_train(False)
+    return folder, generator, discriminator
+
+
+def test_tutorial_checkpoint_loads_and_generates_the_same(tutorial_checkpoints):
+    folder, tut_g, tut_d = tutorial_checkpoints
+    assert "optim_g.generator.0.weight" in ms.load_checkpoint(str(folder / "generator.ckpt"))
+    z = np.random.default_rng(1).standard_normal((4, nz, 1, 1)).astype(np.float32)
+    expected = tut_g(ms.Tensor(z)).asnumpy()
+    ours = checkpoint.load_generator(str(folder / "generator.ckpt"))  # sizes read from the file
+    assert ours.nz == nz and tuple(ours.generator[0].weight.shape) == (nz, ngf * 8, 4, 4)
+    np.testing.assert_array_equal(generate(ours, z, bn="moving"), expected)
+    # ...and MindSpore's own load_checkpoint into a fresh Generator, as a tutorial reader would do.
+    plain = Generator(nz, ngf)
+    ms.load_checkpoint(str(folder / "generator.ckpt"), plain)
+    plain.set_train(False)
+    np.testing.assert_array_equal(plain(ms.Tensor(z)).asnumpy(), expected)
+    d = checkpoint.load_discriminator(str(folder / "discriminator.ckpt"))
+    d.set_train(False)
+    np.testing.assert_array_equal(d(tut_g(ms.Tensor(z))).asnumpy(), tut_d(tut_g(ms.Tensor(z))).asnumpy())
+
+
+def test_round_trip_after_training_is_exact(tmp_path):
+    ms.set_seed(2)
+    g, d = Generator(16, 8), Discriminator(8)
+    g.set_train()
+    d.set_train()
+    step = make_train_step(g, d, *make_optimizers(g, d))
+    x = ms.Tensor(np.random.default_rng(0).uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32))
+    step(x, ms.Tensor(np.random.default_rng(1).standard_normal((4, 16, 1, 1)).astype(np.float32)))
+    checkpoint.save(g, str(tmp_path / "g.ckpt"))
+    checkpoint.save(d, str(tmp_path / "d.ckpt"))
+    g2, d2 = checkpoint.load_generator(str(tmp_path / "g.ckpt")), checkpoint.load_discriminator(str(tmp_path / "d.ckpt"))
+    for a, b in ((g, g2), (d, d2)):
+        pa = {checkpoint.canonical_name(p.name): p.asnumpy() for p in a.get_parameters()}
+        pb = {p.name: p.asnumpy() for p in b.get_parameters()}
+        assert pa.keys() == pb.keys()
+        for k in pa:
+            np.testing.assert_array_equal(pa[k], pb[k])
+    assert not list(tmp_path.glob(".*tmp*")), "the temporary file of the atomic save must be gone"
+
+
+def test_wrong_size_and_wrong_file_are_clear_errors(tutorial_checkpoints, tmp_path):
+    folder = tutorial_checkpoints[0]
+    with pytest.raises(UserError, match=r"generator.0.weight has shape \(100, 128, 4, 4\) in the checkpoint "
+                                        r"but \(100, 512, 4, 4\) in the model"):
+        checkpoint.load_generator(str(folder / "generator.ckpt"), ngf=64)
+    with pytest.raises(UserError, match="not a Generator checkpoint"):
+        checkpoint.load_generator(str(folder / "discriminator.ckpt"))
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match="not a readable MindSpore checkpoint"):
+        checkpoint.load_generator(str(tmp_path / "junk.ckpt"))
+    with pytest.raises(UserError, match="does not exist"):
+        checkpoint.load_generator(str(tmp_path / "missing.ckpt"))

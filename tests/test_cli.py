@@ -1,0 +1,116 @@
+"""The command lines as a user runs them: python -m dcgan_ms.train / generate, in a subprocess."""
+import csv
+import json
+import os
+import re
+import socket
+
+import numpy as np
+from PIL import Image
+
+from conftest import run_cli
+
+
+def test_train_writes_every_artifact(tiny_run):
+    out, proc = tiny_run
+    for name in ("config.json", "fixed_noise.npy", "log.csv", "losses.png", "progress.gif",
+                 "generator.ckpt", "discriminator.ckpt", "samples/epoch_001.png"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    with open(os.path.join(out, "log.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [1, 2]  # --max_steps 2
+    for r in rows:
+        assert all(np.isfinite(float(r[k])) for k in ("g_loss", "d_loss", "d_real", "d_fake", "img_per_s"))
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["nz"] == 16 and config["total_steps"] == 2
+    noise = np.load(os.path.join(out, "fixed_noise.npy"))
+    assert noise.shape == (64, 16, 1, 1)
+    # fixed noise is drawn once from the seed: a second run with the same seed has the same grid noise
+    assert np.array_equal(noise, np.random.default_rng(1).standard_normal((64, 16, 1, 1)).astype(np.float32))
+    grid = Image.open(os.path.join(out, "samples", "epoch_001.png"))
+    assert grid.size == (8 * 66 + 2, 8 * 66 + 2)
+    assert "done: 2 steps" in proc.stderr
+
+
+def test_generate_from_the_trained_checkpoint(tiny_run, tmp_path):
+    out, _ = tiny_run
+    grid = tmp_path / "grid.png"
+    proc = run_cli("dcgan_ms.generate", "--ckpt", os.path.join(out, "generator.ckpt"), "--num", "9",
+                   "--out", str(grid), "--individual", str(tmp_path / "each"), "--seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert Image.open(grid).size == (3 * 66 + 2, 3 * 66 + 2)
+    assert len(os.listdir(tmp_path / "each")) == 9
+    assert Image.open(tmp_path / "each" / "0.png").size == (64, 64)
+
+
+def test_generate_wrong_sizes_is_one_clear_line(tiny_run, tmp_path):
+    out, _ = tiny_run
+    proc = run_cli("dcgan_ms.generate", "--ckpt", os.path.join(out, "generator.ckpt"), "--ngf", "64",
+                   "--out", str(tmp_path / "x.png"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {os.path.join(out, 'generator.ckpt')} does not fit the model: generator.0.weight has shape "
+        "(16, 64, 4, 4) in the checkpoint but (16, 512, 4, 4) in the model; pass the sizes it was trained with")
+    assert "Traceback" not in proc.stderr
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the socket closes: connections are refused
+
+
+def test_offline_download_says_what_to_do(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}/faces.zip"
+    proc = run_cli("dcgan_ms.train", "--dataset", "faces", "--data_root", str(tmp_path / "faces"),
+                   "--output_dir", str(tmp_path / "run"), env={"DCGAN_MS_FACES_URL": url})
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: could not download the anime faces from {url}")
+    assert f"put it at {tmp_path / 'faces' / 'faces.zip'}" in last and "--dataset sample" in last
+    assert "Traceback" not in proc.stderr
+
+
+def test_faces_zip_put_by_hand_is_unpacked(tmp_path, flat_images):
+    import zipfile
+    root = tmp_path / "faces"
+    root.mkdir()
+    with zipfile.ZipFile(root / "faces.zip", "w") as z:  # the real archive holds faces/N.jpg
+        for name in sorted(os.listdir(flat_images))[:8]:
+            z.write(os.path.join(flat_images, name), f"faces/{name}")
+    proc = run_cli("dcgan_ms.train", "--dataset", "faces", "--data_root", str(root), "--batch_size", "4",
+                   "--ngf", "4", "--ndf", "4", "--max_steps", "1", "--output_dir", str(tmp_path / "run"),
+                   "--no_progress")
+    assert proc.returncode == 0, proc.stderr
+    assert len(os.listdir(root / "faces")) == 8
+
+
+def test_bad_flags_exit_nonzero_with_one_message():
+    for args, message in ((["--batch_size", "0"], "--batch_size: must be greater than 0"),
+                          (["--epochs", "-1"], "--epochs: must be greater than 0"),
+                          (["--device_target", "TPU"], "--device_target: invalid choice: 'TPU'"),
+                          (["--beta1", "1.5"], "--beta1: must be in [0, 1)")):
+        proc = run_cli("dcgan_ms.train", *args)
+        assert proc.returncode == 2, args
+        assert message in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_missing_data_root_and_unavailable_device(tmp_path):
+    proc = run_cli("dcgan_ms.train", "--data_root", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr.strip().splitlines()[-1]
+    # This machine's MindSpore is the CPU build: asking for a GPU must fail clearly, not crash.
+    proc = run_cli("dcgan_ms.train", "--dataset", "sample", "--device_target", "GPU", "--output_dir",
+                   str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert re.match(r"error: device target GPU is not usable here .*--device_target CPU$",
+                    proc.stderr.strip().splitlines()[-1])
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_documents_every_flag():
+    proc = run_cli("dcgan_ms.train", "--help")
+    assert proc.returncode == 0
+    for flag in ("--device_target", "--mode", "--dataset", "--data_root", "--epochs", "--batch_size", "--lr",
+                 "--beta1", "--nz", "--ngf", "--ndf", "--seed", "--output_dir", "--max_steps"):
+        assert re.search(rf"{flag}\b[^\n]*\n?\s+\S", proc.stdout), flag

@@ -1,0 +1,51 @@
+import numpy as np
+import mindspore as ms
+
+from dcgan_ms.models import Discriminator, Generator
+
+
+def count(net):
+    return sum(int(np.prod(p.shape)) for p in net.trainable_params())
+
+
+def test_shapes():
+    g, d = Generator(), Discriminator()
+    z = ms.Tensor(np.random.default_rng(0).standard_normal((2, 100, 1, 1)).astype(np.float32))
+    img = g(z)
+    assert img.shape == (2, 3, 64, 64)
+    assert np.abs(img.asnumpy()).max() <= 1.0  # Tanh
+    p = d(img).asnumpy()
+    assert p.shape == (2, 1)
+    assert ((p > 0) & (p < 1)).all()  # Sigmoid
+
+
+def test_parameter_counts_match_the_dcgan_reference():
+    # The same numbers as PyTorch's DCGAN example (nz=100, ngf=ndf=64): same architecture.
+    assert count(Generator()) == 3_576_704
+    assert count(Discriminator()) == 2_765_568
+
+
+def test_parameter_names_are_the_tutorials():
+    g_names = [p.name for p in Generator().get_parameters()]
+    d_names = [p.name for p in Discriminator().get_parameters()]
+    assert g_names[:5] == ["generator.0.weight", "generator.1.moving_mean", "generator.1.moving_variance",
+                           "generator.1.gamma", "generator.1.beta"]
+    assert g_names[-1] == "generator.12.weight"
+    assert d_names[0] == "discriminator.0.weight" and d_names[-1] == "discriminator.11.weight"
+
+
+def test_discriminator_batchnorm_uses_ndf_not_ngf():
+    d = Discriminator(ndf=16)
+    assert [tuple(p.shape) for p in d.get_parameters() if p.name.endswith("gamma")] == [(32,), (64,), (128,)]
+
+
+def test_init_statistics():
+    ms.set_seed(0)
+    g, d = Generator(), Discriminator()
+    for net in (g, d):
+        weights = np.concatenate([p.asnumpy().ravel() for p in net.trainable_params() if p.name.endswith("weight")])
+        gammas = np.concatenate([p.asnumpy().ravel() for p in net.trainable_params() if p.name.endswith("gamma")])
+        betas = np.concatenate([p.asnumpy().ravel() for p in net.trainable_params() if p.name.endswith("beta")])
+        assert abs(weights.mean()) < 1e-3 and abs(weights.std() - 0.02) < 1e-3
+        assert abs(gammas.mean() - 1) < 3e-3 and abs(gammas.std() - 0.02) < 3e-3
+        assert (betas == 0).all()
