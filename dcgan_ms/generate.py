@@ -40,6 +40,24 @@ def generate(generator, z, bn="batch"):
     return images
 
 
+def interpolate(z0, z1, steps, method="slerp"):
+    """``steps`` noise vectors from z0 to z1 (both ends included), shape (steps, *z0.shape).
+
+    "linear" walks the straight line; "slerp" walks the great circle, which keeps the vectors'
+    length typical of Gaussian noise (a straight line between two such vectors passes closer to
+    the origin than any noise the Generator saw in training).
+    """
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    t = np.linspace(0.0, 1.0, steps).reshape(-1, *([1] * z0.ndim))
+    if method == "linear":
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    cos = np.dot(z0.ravel(), z1.ravel()) / (np.linalg.norm(z0) * np.linalg.norm(z1))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="python -m dcgan_ms.generate", description="Write a grid of avatars "
                                 "(and optionally each image) generated from a Generator checkpoint.",

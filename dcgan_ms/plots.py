@@ -39,11 +39,10 @@ def read_log(path):
 
 def plot_losses(log, path):
     """Two panels: G's and D's losses, and D(x) / D(G(z)), against the step."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: works headless and leaves a notebook's backend alone
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
+    fig = Figure(figsize=(12, 4))
+    ax1, ax2 = fig.subplots(1, 2)
     step = log["step"]
     ax1.plot(step, log["g_loss"], label="G", color="tab:blue", linewidth=0.8)
     ax1.plot(step, log["d_loss"], label="D", color="tab:orange", linewidth=0.8)
@@ -57,7 +56,6 @@ def plot_losses(log, path):
     ax2.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

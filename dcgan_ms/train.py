@@ -43,6 +43,13 @@ def _positive(kind):
     return parse
 
 
+def _nonnegative(text):
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def _beta(text):
     value = float(text)
     if not 0 <= value < 1:
@@ -69,6 +76,9 @@ def build_parser():
     g.add_argument("--batch_size", type=_positive(int), default=128, help="images per step")
     g.add_argument("--lr", type=_positive(float), default=2e-4, help="Adam learning rate, both networks")
     g.add_argument("--beta1", type=_beta, default=0.5, help="Adam beta1, both networks")
+    g.add_argument("--instance_noise", type=_nonnegative, default=0.0, metavar="SIGMA",
+                   help="std of Gaussian noise added to D's inputs, real and fake (0: off, the tutorial's "
+                        "training; the quickstart uses 0.1, see README)")
     g.add_argument("--seed", type=int, default=1, help="seeds weights, shuffling, noise and the fixed noise")
     g = p.add_argument_group("model")
     g.add_argument("--nz", type=_positive(int), default=NZ, help="length of the noise vector z")
@@ -147,7 +157,8 @@ def train(args, data_root=None):
     generator.set_train()
     discriminator.set_train()
     optimizer_g, optimizer_d = make_optimizers(generator, discriminator, args.lr, args.beta1)
-    train_step = make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=args.mode == "graph")
+    train_step = make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=args.mode == "graph",
+                                 instance_noise=args.instance_noise)
 
     out = args.output_dir
     rng = np.random.default_rng(args.seed)

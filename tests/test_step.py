@@ -79,3 +79,19 @@ def test_discriminator_alone_learns_real_from_fake():
     losses = [float(step(reals[i % 2], fakes[i % 2])) for i in range(12)]
     assert losses[0] > 0.5, losses  # starts near log(2) = 0.69
     assert np.mean(losses[-3:]) < 0.5 * losses[0], losses
+
+
+def test_instance_noise_reaches_the_discriminator_only_when_asked():
+    outputs = []
+    for sigma in (0.0, 0.0, 0.5):
+        ms.set_seed(4)
+        g, d = Generator(NZ, WIDTH), Discriminator(WIDTH)
+        g.set_train()
+        d.set_train()
+        step = make_train_step(g, d, *make_optimizers(g, d), instance_noise=sigma)
+        x = ms.Tensor(np.random.default_rng(1).uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32))
+        z = ms.Tensor(np.random.default_rng(2).standard_normal((4, NZ, 1, 1)).astype(np.float32))
+        outputs.append([float(v) for v in step(x, z)])
+        assert all(np.isfinite(outputs[-1]))
+    assert outputs[0] == outputs[1]  # without noise the step is deterministic
+    assert outputs[2][2] != outputs[0][2]  # with noise D(x) changes

@@ -1,0 +1,76 @@
+"""The same DCGAN in PyTorch, structured as pytorch/examples' dcgan/main.py: the reference the
+benchmark and the learning comparison run against. Benchmark-only: needs requirements-bench.txt.
+
+Same architecture, init (N(0, 0.02) weights, N(1, 0.02) BatchNorm gamma, zero beta), BCE loss,
+two Adam(lr, beta1) optimizers; G's step then D's step on the same G(z), as dcgan_ms.step does.
+"""
+import torch
+from torch import nn
+
+
+def weights_init(m):
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+class Generator(nn.Module):
+    def __init__(self, nz=100, ngf=64, nc=3):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
+            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False), nn.Tanh())
+
+    def forward(self, z):
+        return self.main(z)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, ndf=64, nc=3):
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 4), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 8), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.main(x).view(-1, 1)
+
+
+def make_train_step(nz=100, ngf=64, ndf=64, lr=2e-4, beta1=0.5, seed=0, noise=0.0):
+    """Returns (train_step(real, z) -> (g_loss, d_loss, d_real, d_fake), netG, netD)."""
+    torch.manual_seed(seed)
+    netG, netD = Generator(nz, ngf), Discriminator(ndf)
+    netG.apply(weights_init)
+    netD.apply(weights_init)
+    criterion = nn.BCELoss()
+    opt_g = torch.optim.Adam(netG.parameters(), lr=lr, betas=(beta1, 0.999))
+    opt_d = torch.optim.Adam(netD.parameters(), lr=lr, betas=(beta1, 0.999))
+
+    def noisy(x):
+        return x + noise * torch.randn_like(x) if noise else x
+
+    def train_step(real, z):
+        valid = torch.ones(real.shape[0], 1)
+        fake_label = torch.zeros(real.shape[0], 1)
+        opt_g.zero_grad()
+        fake = netG(z)
+        g_loss = criterion(netD(noisy(fake)), valid)
+        g_loss.backward()
+        opt_g.step()
+        opt_d.zero_grad()
+        d_real = netD(noisy(real))
+        d_fake = netD(noisy(fake.detach()))
+        d_loss = (criterion(d_real, valid) + criterion(d_fake, fake_label)) / 2
+        d_loss.backward()
+        opt_d.step()
+        return g_loss.item(), d_loss.item(), d_real.mean().item(), d_fake.mean().item()
+
+    return train_step, netG, netD
