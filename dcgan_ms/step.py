@@ -40,12 +40,22 @@ def make_optimizers(generator, discriminator, lr=LR, beta1=BETA1):
     return optimizer_g, optimizer_d
 
 
-def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True, instance_noise=0.0):
+def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True, instance_noise=0.0,
+                    distributed=False):
     """Build ``train_step(real_imgs, z) -> (g_loss, d_loss, d_real, d_fake)``.
 
     d_real is the mean of D(x) over the batch, d_fake the mean of D(G(z)) before G's update.
+    The losses and D's outputs are this device's.
+
+    ``distributed=True`` (data parallel, after ``mindspore.communication.init()`` and a
+    DATA_PARALLEL context with ``gradients_mean=True``): both networks' gradients are averaged over
+    all devices by an all-reduce inside the compiled step before each optimizer applies them, so
+    every device makes the same update and the weights stay identical.
     """
     adversarial_loss = nn.BCELoss(reduction="mean")
+    if distributed:
+        reduce_g = nn.DistributedGradReducer(optimizer_g.parameters)
+        reduce_d = nn.DistributedGradReducer(optimizer_d.parameters)
 
     def noisy(imgs):
         if instance_noise:  # a Python constant: with 0 the graph holds no noise at all
@@ -73,8 +83,12 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
         valid = ops.ones((real_imgs.shape[0], 1), ms.float32)
         fake = ops.zeros((real_imgs.shape[0], 1), ms.float32)
         (g_loss, gen_imgs), g_grads = grad_generator_fn(z, valid)
+        if distributed:
+            g_grads = reduce_g(g_grads)
         optimizer_g(g_grads)
         (d_loss, d_real, d_fake), d_grads = grad_discriminator_fn(real_imgs, gen_imgs, valid, fake)
+        if distributed:
+            d_grads = reduce_d(d_grads)
         optimizer_d(d_grads)
         return g_loss, d_loss, d_real, d_fake
 

@@ -14,9 +14,32 @@ A run writes into its output folder (default ``runs/<dataset>-<date-time>``):
     generator.ckpt, discriminator.ckpt   the weights, saved after every epoch and at the end
 
 Ctrl-C stops training after saving the checkpoints and pictures of the steps done so far.
+
+Data-parallel training on several devices (``--distributed``), launched by MindSpore's msrun,
+which starts one process per device (see the README for single- and multi-node lines):
+
+    msrun --worker_num=8 --local_worker_num=8 --master_port=8118 --log_dir=runs/msrun_logs \
+          --join=True dcgan_ms/train.py --distributed --device_target Ascend --output_dir runs/dist8
+
+Every device starts from the same weights (same --seed), reads its own shard of the images, draws
+its own noise z, and applies the all-reduced mean gradients, so the weights stay identical.
+``--batch_size`` is per device: the global batch is batch_size x devices. BatchNorm statistics
+are per device (as in MindSpore models' DCGAN): each device normalises its own batch, which needs
+no extra communication and equals single-device training with that batch size; synchronised
+BatchNorm would make the statistics those of the global batch at the cost of an all-reduce per
+BatchNorm layer in every forward pass. Only rank 0 writes checkpoints, grids, plots and the GIF;
+every rank writes its own ``log_rank<N>.csv`` and ``rank_<N>.json`` (final parameter digest and the
+digests of the images it read, to check that ranks agree and shards are disjoint).
 """
+if __name__ == "__main__" and not __package__:  # launched by path (msrun runs scripts, not modules)
+    import os as _os
+    import sys as _sys
+    _sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
+    __package__ = "dcgan_ms"
+
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
@@ -90,7 +113,10 @@ def build_parser():
     g.add_argument("--device_id", type=int, default=None, help="which device of the backend")
     g.add_argument("--mode", choices=("graph", "pynative"), default="graph",
                    help="graph: the train step compiled with ms.jit; pynative: eager, for debugging")
-    g.add_argument("--output_dir", default=None, help="where the run writes (default runs/<dataset>-<time>)")
+    g.add_argument("--output_dir", default=None, help="where the run writes (default runs/<dataset>-<time>; "
+                   "required with --distributed, so that every rank agrees)")
+    g.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over the devices msrun started (--batch_size is per device)")
     g.add_argument("--no_progress", action="store_true", help="no progress bar (one line per epoch instead)")
     return p
 
@@ -101,6 +127,8 @@ def parse_args(argv=None):
         args.dataset = "folder" if args.data_root else "faces"
     if args.dataset == "sample" and args.data_root:
         build_parser().error("--dataset sample takes no --data_root (the sample is data/sample)")
+    if args.distributed and args.output_dir is None:
+        build_parser().error("--distributed needs --output_dir (every rank must write to the same folder)")
     if args.output_dir is None:
         args.output_dir = os.path.join("runs", f"{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     return args
@@ -129,6 +157,7 @@ def prepare_output(output_dir):
 
 
 LOG_FIELDS = ("step", "epoch", "g_loss", "d_loss", "d_real", "d_fake", "img_per_s")
+DIGESTS_KEPT = 4096  # image digests a rank records in rank_<N>.json
 
 
 def train(args, data_root=None):
@@ -138,15 +167,21 @@ def train(args, data_root=None):
 
     from . import checkpoint, plots
     from .data import create_dataset
+    from .distributed import average_running_stats, init_distributed, parameter_digest
+    from .generate import generate
     from .models import Discriminator, Generator
     from .runtime import set_device, set_seed
     from .step import make_optimizers, make_train_step
 
     set_device(args.device_target, args.device_id)
+    rank, world = init_distributed() if args.distributed else (0, 1)
+    lead = rank == 0  # only the lead rank writes checkpoints and pictures
     data_root = data_root or resolve_data_root(args)
     prepare_output(args.output_dir)
-    set_seed(args.seed)
-    dataset = create_dataset(data_root, args.batch_size, num_parallel_workers=args.num_workers)
+    set_seed(args.seed)  # the same on every rank: same initial weights, same shuffling order
+    dataset = create_dataset(data_root, args.batch_size, num_parallel_workers=args.num_workers,
+                             num_shards=world if args.distributed else None,
+                             shard_id=rank if args.distributed else None)
     steps_per_epoch = dataset.get_dataset_size()
     total_steps = args.epochs * steps_per_epoch
     if args.max_steps:
@@ -156,31 +191,42 @@ def train(args, data_root=None):
     generator, discriminator = Generator(args.nz, args.ngf, NC), Discriminator(args.ndf, NC)
     generator.set_train()
     discriminator.set_train()
+    if world > 1:
+        ms.set_seed(args.seed + rank)  # after the weights: each rank its own instance noise
     optimizer_g, optimizer_d = make_optimizers(generator, discriminator, args.lr, args.beta1)
     train_step = make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=args.mode == "graph",
-                                 instance_noise=args.instance_noise)
+                                 instance_noise=args.instance_noise, distributed=args.distributed)
 
     out = args.output_dir
-    rng = np.random.default_rng(args.seed)
-    fixed_noise = rng.standard_normal((GRID_SIZE, args.nz, 1, 1)).astype(np.float32)
-    np.save(os.path.join(out, "fixed_noise.npy"), fixed_noise)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump({**vars(args), "data_root": os.path.abspath(data_root), "steps_per_epoch": steps_per_epoch,
-                   "total_steps": total_steps}, f, indent=2)
-    print(f"training on {args.device_target} ({args.mode} mode): {data_root}, {steps_per_epoch} steps of "
-          f"{args.batch_size} per epoch, {total_steps} steps; writing to {out}", file=sys.stderr)
+    fixed_noise = np.random.default_rng(args.seed).standard_normal((GRID_SIZE, args.nz, 1, 1)).astype(np.float32)
+    z_rng = np.random.default_rng([args.seed, rank]) if world > 1 else np.random.default_rng(args.seed + 1)
+    if lead:
+        np.save(os.path.join(out, "fixed_noise.npy"), fixed_noise)
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump({**vars(args), "data_root": os.path.abspath(data_root), "devices": world,
+                       "global_batch_size": args.batch_size * world, "steps_per_epoch": steps_per_epoch,
+                       "total_steps": total_steps}, f, indent=2)
+        print(f"training on {args.device_target} ({args.mode} mode{f', {world} devices' if world > 1 else ''}): "
+              f"{data_root}, {steps_per_epoch} steps of {args.batch_size}{' per device' if world > 1 else ''} "
+              f"per epoch, {total_steps} steps; writing to {out}", file=sys.stderr)
 
-    grids = []
+    grids, written = [], []  # written: the artifacts this rank wrote (rank 0 only, by design)
 
     def save_progress(epoch):
-        images = generator(ms.Tensor(fixed_noise)).asnumpy()
+        if world > 1:
+            average_running_stats((generator, discriminator), world)
+        if not lead:
+            return
+        images = generate(generator, fixed_noise, bn="batch")  # as in training; running stats untouched
         grids.append(plots.save_grid(images, os.path.join(out, "samples", f"epoch_{epoch:03d}.png"), nrow=8))
-        checkpoint.save(generator, os.path.join(out, "generator.ckpt"))
-        checkpoint.save(discriminator, os.path.join(out, "discriminator.ckpt"))
+        written.extend([grids[-1], checkpoint.save(generator, os.path.join(out, "generator.ckpt")),
+                        checkpoint.save(discriminator, os.path.join(out, "discriminator.ckpt"))])
 
-    log_path = os.path.join(out, "log.csv")
-    step, interrupted, bad_loss = 0, False, None
-    bar = tqdm(total=total_steps, unit="step", disable=args.no_progress, dynamic_ncols=True)
+    log_path = os.path.join(out, f"log_rank{rank}.csv" if args.distributed else "log.csv")
+    digests = []  # of the images this rank read (distributed runs only)
+    step, epoch, interrupted, bad_loss = 0, 0, False, None
+    quiet = args.no_progress or not lead
+    bar = tqdm(total=total_steps, unit="step", disable=quiet, dynamic_ncols=True)
     started = time.time()
     with open(log_path, "w", newline="") as log_file:
         log = csv.writer(log_file)
@@ -189,17 +235,19 @@ def train(args, data_root=None):
             for epoch in range(1, epochs + 1):
                 for (real_imgs,) in dataset.create_tuple_iterator(num_epochs=1):
                     t0 = time.perf_counter()
-                    z = ms.Tensor(rng.standard_normal((args.batch_size, args.nz, 1, 1)).astype(np.float32))
+                    z = ms.Tensor(z_rng.standard_normal((args.batch_size, args.nz, 1, 1)).astype(np.float32))
                     g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z))
                     speed = args.batch_size / (time.perf_counter() - t0)
                     step += 1
                     log.writerow([step, epoch, f"{g_loss:.6g}", f"{d_loss:.6g}", f"{d_real:.6g}",
                                   f"{d_fake:.6g}", f"{speed:.4g}"])
+                    if args.distributed and len(digests) < DIGESTS_KEPT:
+                        digests += [hashlib.sha1(img.tobytes()).hexdigest()[:16] for img in real_imgs.asnumpy()]
                     if not (math.isfinite(g_loss) and math.isfinite(d_loss)):
                         bad_loss = (step, g_loss, d_loss)
                         break
                     bar.set_postfix_str(f"epoch {epoch}/{epochs} Loss_D {d_loss:.3f} Loss_G {g_loss:.3f} "
-                                        f"D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} {speed:.1f} img/s")
+                                        f"D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} {speed * world:.1f} img/s")
                     bar.update()
                     if step >= total_steps:
                         break
@@ -207,7 +255,7 @@ def train(args, data_root=None):
                     break
                 log_file.flush()
                 save_progress(epoch)
-                if args.no_progress:
+                if args.no_progress and lead:
                     print(f"epoch {epoch}/{epochs} step {step}/{total_steps} Loss_D {d_loss:.3f} "
                           f"Loss_G {g_loss:.3f}", file=sys.stderr)
                 if step >= total_steps:
@@ -223,14 +271,23 @@ def train(args, data_root=None):
                         f"training stopped, the checkpoints in {out} are from the end of the last good "
                         "epoch: try a lower --lr")
     elapsed = time.time() - started
-    if step:
-        plots.plot_losses(plots.read_log(log_path), os.path.join(out, "losses.png"))
-        plots.make_gif(grids, os.path.join(out, "progress.gif"))
-    print(f"{'stopped' if interrupted else 'done'}: {step} steps in {elapsed:.0f} s; outputs in {out}",
-          file=sys.stderr)
+    if step and lead:
+        written.append(plots.plot_losses(plots.read_log(log_path), os.path.join(out, "losses.png")))
+        written.append(plots.make_gif(grids, os.path.join(out, "progress.gif")))
+    if args.distributed:
+        with open(os.path.join(out, f"rank_{rank}.json"), "w") as f:
+            json.dump({"rank": rank, "devices": world, "steps": step,
+                       "parameter_digest": parameter_digest(generator, discriminator),
+                       "running_stats_digest": parameter_digest(generator, discriminator, trainable=False),
+                       "artifacts_written": sorted({os.path.relpath(p, out) for p in written}),
+                       "image_digests": digests[:DIGESTS_KEPT]}, f, indent=1)
+    if lead:
+        print(f"{'stopped' if interrupted else 'done'}: {step} steps in {elapsed:.0f} s "
+              f"({step * args.batch_size * world / max(elapsed, 1e-9):.1f} img/s over {world} device(s)); "
+              f"outputs in {out}", file=sys.stderr)
     if interrupted:
         sys.exit(130)
-    return {"output_dir": out, "steps": step, "epochs": epoch, "seconds": elapsed}
+    return {"output_dir": out, "steps": step, "epochs": epoch, "seconds": elapsed, "rank": rank, "devices": world}
 
 
 @cli
