@@ -24,11 +24,12 @@ def free_port():
 @pytest.mark.skipif(not os.path.exists(MSRUN), reason="msrun is installed with mindspore; not found beside python")
 def test_msrun_two_cpu_workers(tmp_path, flat_images):
     out, logs = tmp_path / "run", tmp_path / "logs"
-    cmd = [MSRUN, "--worker_num=2", "--local_worker_num=2", f"--master_port={free_port()}", f"--log_dir={logs}",
-           "--join=True", "--cluster_time_out=120", "dcgan_ms/train.py", "--distributed", "--data_root", flat_images,
-           "--batch_size", "4", "--ngf", "8", "--ndf", "8", "--nz", "16", "--max_steps", "2",
-           "--instance_noise", "0.1", "--output_dir", str(out), "--no_progress"]
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    # The README's launcher, which runs msrun --worker_num=2 --local_worker_num=2 ... dcgan_ms/train.py --distributed
+    cmd = ["bash", "scripts/run_distributed.sh", "2", "--data_root", flat_images, "--batch_size", "4",
+           "--ngf", "8", "--ndf", "8", "--nz", "16", "--max_steps", "2", "--instance_noise", "0.1",
+           "--output_dir", str(out), "--no_progress"]
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+           "MASTER_PORT": str(free_port()), "LOG_DIR": str(logs)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
