@@ -1,6 +1,11 @@
 """Generate avatars from a Generator checkpoint: ``python -m dcgan_ms.generate --help``.
 
     python -m dcgan_ms.generate --ckpt runs/quickstart/generator.ckpt --num 64 --out grid.png
+    python -m dcgan_ms.generate --ckpt runs/quickstart/generator.ckpt --interpolate slerp --out walk.png
+
+``--interpolate`` walks the latent space (the DCGAN paper's section 6.1): each of ``--rows`` rows
+goes in ``--steps`` steps from one random z to another; it writes the grid and, beside it, a GIF
+(``walk.gif``) in which every row moves from its start to its end.
 
 Works with this package's checkpoints and with a generator.ckpt saved by the MindSpore tutorial's
 own code (same parameter names); nz and ngf are read from the checkpoint.
@@ -70,6 +75,10 @@ def build_parser():
     p.add_argument("--nrow", type=int, default=None, help="images per grid row (default: square)")
     p.add_argument("--bn", choices=("batch", "moving"), default="batch",
                    help="BatchNorm statistics: of the generated batch, or the running averages")
+    p.add_argument("--interpolate", choices=("linear", "slerp"), default=None,
+                   help="instead of independent images, rows walking between two random z")
+    p.add_argument("--steps", type=int, default=8, help="with --interpolate: images per row")
+    p.add_argument("--rows", type=int, default=4, help="with --interpolate: how many walks")
     p.add_argument("--nz", type=int, default=None, help="noise length (default: the checkpoint's)")
     p.add_argument("--ngf", type=int, default=None, help="Generator width (default: the checkpoint's)")
     p.add_argument("--device_target", choices=("CPU", "GPU", "Ascend"), default="CPU")
@@ -86,19 +95,34 @@ def main(argv=None):
 
     set_device(args.device_target)
     generator = checkpoint.load_generator(args.ckpt, args.nz, args.ngf)
-    z = np.random.default_rng(args.seed).standard_normal((args.num, generator.nz, 1, 1)).astype(np.float32)
+    rng = np.random.default_rng(args.seed)
+    if args.interpolate:
+        if args.steps < 2 or args.rows < 1:
+            raise UserError("--interpolate needs --steps of at least 2 and --rows of at least 1")
+        z = np.concatenate([interpolate(rng.standard_normal((generator.nz, 1, 1)),
+                                        rng.standard_normal((generator.nz, 1, 1)), args.steps, args.interpolate)
+                            for _ in range(args.rows)])
+        args.num, args.nrow = len(z), args.steps
+    else:
+        z = rng.standard_normal((args.num, generator.nz, 1, 1)).astype(np.float32)
     images = generate(generator, z, args.bn)
     try:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         plots.save_grid(images, args.out, args.nrow)
+        if args.interpolate:  # frame t: the t-th image of every row, stacked
+            walk = images.reshape(args.rows, args.steps, *images.shape[1:])
+            frames = [plots.image_grid(walk[:, t], nrow=1) for t in range(args.steps)]
+            frames += frames[-2:0:-1]  # and back
+            plots.make_gif(frames, os.path.splitext(args.out)[0] + ".gif", duration_ms=150)
         if args.individual:
             os.makedirs(args.individual, exist_ok=True)
             for i, pixels in enumerate(plots.to_uint8(images)):
                 plots.Image.fromarray(pixels).save(os.path.join(args.individual, f"{i}.png"))
     except OSError as e:
         raise UserError(f"cannot write the images ({e.strerror or e}): pass a writable --out") from None
-    print(f"wrote {args.num} images from {args.ckpt} to {args.out}"
-          + (f" and {args.individual}/" if args.individual else ""))
+    extra = [os.path.splitext(args.out)[0] + ".gif"] if args.interpolate else []
+    extra += [args.individual + "/"] if args.individual else []
+    print(f"wrote {args.num} images from {args.ckpt} to {' and '.join([args.out] + extra)}")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ import numpy as np
 from PIL import Image
 
 
-def to_uint8(images):
-    """(N, 3, H, W) float images in [-1, 1] -> (N, H, W, 3) uint8."""
-    images = np.asarray(images, dtype=np.float32)
-    return np.clip((images.transpose(0, 2, 3, 1) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+def to_uint8(images, pixel_range="-1,1"):
+    """(N, 3, H, W) float images in [-1, 1] (or [0, 1]) -> (N, H, W, 3) uint8."""
+    images = np.asarray(images, dtype=np.float32).transpose(0, 2, 3, 1)
+    pixels = (images + 1.0) * 127.5 if pixel_range == "-1,1" else images * 255.0
+    return np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
 
 
 def image_grid(images, nrow=None, padding=2, pad_value=255):
@@ -59,10 +60,10 @@ def plot_losses(log, path):
     return path
 
 
-def make_gif(frame_paths, path, duration_ms=400):
-    """An animated GIF of the given PNG frames (the fixed-noise grids, one per epoch); the last
-    frame is held longer."""
-    frames = [Image.open(p).convert("RGB") for p in frame_paths]
+def make_gif(frames, path, duration_ms=400):
+    """An animated GIF of the given frames (PIL images or paths of PNGs, such as the fixed-noise
+    grids, one per epoch); the last frame is held longer."""
+    frames = [(f if isinstance(f, Image.Image) else Image.open(f)).convert("RGB") for f in frames]
     durations = [duration_ms] * (len(frames) - 1) + [duration_ms * 5]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return path

@@ -92,6 +92,9 @@ def build_parser():
     g.add_argument("--data_root", default=None,
                    help="with --dataset faces: where the faces are or are downloaded to; alone: any folder "
                         "of images (flat, or one level of subfolders)")
+    g.add_argument("--pixel_range", choices=("-1,1", "0,1"), default="-1,1",
+                   help="scale real images to Tanh's [-1, 1], or to the tutorial's [0, 1] (its mistake, kept "
+                        "for comparison)")
     g.add_argument("--num_workers", type=_positive(int), default=2, help="data pipeline worker threads")
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=_positive(int), default=3, help="passes over the data")
@@ -180,6 +183,7 @@ def train(args, data_root=None):
     prepare_output(args.output_dir)
     set_seed(args.seed)  # the same on every rank: same initial weights, same shuffling order
     dataset = create_dataset(data_root, args.batch_size, num_parallel_workers=args.num_workers,
+                             pixel_range=args.pixel_range,
                              num_shards=world if args.distributed else None,
                              shard_id=rank if args.distributed else None)
     steps_per_epoch = dataset.get_dataset_size()

@@ -52,9 +52,14 @@ def find_images(root):
                     "point --data_root at a folder of images")
 
 
+PIXEL_RANGES = {"-1,1": (1.0 / 127.5, -1.0),  # ours: the range of the Generator's Tanh
+                "0,1": (1.0 / 255.0, 0.0)}  # the tutorial's x / 255, kept to measure what it costs
+
+
 def create_dataset(root, batch_size=128, image_size=IMAGE_SIZE, shuffle=True, num_parallel_workers=2,
-                   num_shards=None, shard_id=None, drop_remainder=True):
-    """Batches of real images, float32, shape (batch_size, 3, image_size, image_size), in [-1, 1].
+                   num_shards=None, shard_id=None, drop_remainder=True, pixel_range="-1,1"):
+    """Batches of real images, float32, shape (batch_size, 3, image_size, image_size), in [-1, 1]
+    (or, ``pixel_range="0,1"``, the tutorial's [0, 1]).
 
     ``num_shards`` / ``shard_id`` give each device of a data-parallel run its own share of the
     images. Returns the dataset; ``dataset.get_dataset_size()`` is the number of batches per epoch.
@@ -73,7 +78,7 @@ def create_dataset(root, batch_size=128, image_size=IMAGE_SIZE, shuffle=True, nu
     transforms = [
         vision.Resize(image_size),
         vision.CenterCrop(image_size),
-        vision.Rescale(1.0 / 127.5, -1.0),  # [0, 255] -> [-1, 1], the range of the Generator's Tanh
+        vision.Rescale(*PIXEL_RANGES[pixel_range]),  # [0, 255] -> [-1, 1]: x / 127.5 - 1
         vision.HWC2CHW(),
     ]
     dataset = dataset.map(transforms, input_columns="image", num_parallel_workers=num_parallel_workers)
