@@ -1,0 +1,212 @@
+"""The DCGAN train step, MindSpore (this package) against PyTorch, measured in one run.
+
+    pip install -r benchmarks/requirements.txt          # adds torch==2.13.0 (CPU), benchmark only
+    python benchmarks/bench_step.py                     # full step, A/B/A/B, batch 128, ngf = ndf = 64
+    python benchmarks/bench_step.py --layers            # forward and forward+backward of each layer type
+    python benchmarks/bench_step.py --data              # the data pipeline alone, img/s
+    python benchmarks/bench_step.py --memory            # peak RSS of a batch-128 training run
+
+Both steps are the same mathematics: the tutorial's architecture and initialisation, BCE loss,
+Adam(2e-4, 0.5) for each network, G's step then D's step on the same G(z); the PyTorch one is
+``benchmarks/torch_dcgan.py``, structured as pytorch/examples' dcgan. After warm-up the two are timed
+in alternating rounds (A B A B ...), so a change in the machine's load hits both; the report gives
+the median img/s of each, the ratio, and the machine. Figures on a shared machine are noisy.
+"""
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import dcgan_ms  # noqa: E402,F401  (quiets MindSpore's logs before it is imported)
+
+
+def machine():
+    cpu = "unknown CPU"
+    if os.path.exists("/proc/cpuinfo"):
+        names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    import mindspore as ms
+    try:
+        import torch
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = "not installed"
+    return (f"{platform.machine()}, {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
+            f"MindSpore {ms.__version__}, PyTorch {torch_version}")
+
+
+def mindspore_step(args):
+    import mindspore as ms
+    from dcgan_ms.models import Discriminator, Generator
+    from dcgan_ms.step import make_optimizers, make_train_step
+    ms.set_seed(0)
+    g, d = Generator(args.nz, args.ngf), Discriminator(args.ndf)
+    g.set_train()
+    d.set_train()
+    step = make_train_step(g, d, *make_optimizers(g, d))
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.uniform(-1, 1, (args.batch_size, 3, 64, 64)).astype(np.float32))
+    z = ms.Tensor(rng.standard_normal((args.batch_size, args.nz, 1, 1)).astype(np.float32))
+    return lambda: [float(v) for v in step(x, z)]
+
+
+def torch_step(args):
+    import torch
+    from torch_dcgan import make_train_step
+    step, _, _ = make_train_step(args.nz, args.ngf, args.ndf)
+    rng = np.random.default_rng(0)
+    x = torch.tensor(rng.uniform(-1, 1, (args.batch_size, 3, 64, 64)).astype(np.float32))
+    z = torch.tensor(rng.standard_normal((args.batch_size, args.nz, 1, 1)).astype(np.float32))
+    return lambda: step(x, z)
+
+
+def timed(fn, n):
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
+def bench_steps(args):
+    ms_step, pt_step = mindspore_step(args), torch_step(args)
+    for _ in range(args.warmup):
+        ms_step()
+        pt_step()
+    ms_times, pt_times = [], []
+    for r in range(args.rounds):
+        ms_times.append(timed(ms_step, args.steps))
+        pt_times.append(timed(pt_step, args.steps))
+        print(f"round {r + 1}: MindSpore {ms_times[-1]:.3f} s/step, PyTorch {pt_times[-1]:.3f} s/step", flush=True)
+    ms_ips, pt_ips = args.batch_size / statistics.median(ms_times), args.batch_size / statistics.median(pt_times)
+    print(f"\ntrain step, batch {args.batch_size}, ngf {args.ngf}, ndf {args.ndf}, median of {args.rounds} rounds "
+          f"of {args.steps} steps:")
+    print("| framework | s/step | img/s |\n|---|---|---|")
+    print(f"| MindSpore (dcgan_ms, graph mode) | {statistics.median(ms_times):.3f} | {ms_ips:.1f} |")
+    print(f"| PyTorch (eager) | {statistics.median(pt_times):.3f} | {pt_ips:.1f} |")
+    print(f"MindSpore / PyTorch img/s: {ms_ips / pt_ips:.2f}x")
+
+
+def bench_layers(args):
+    """Forward, and forward + backward (input and weight gradients), of each layer type."""
+    import mindspore as ms
+    import torch
+    from mindspore import nn as mnn
+    from torch import nn as tnn
+    b, g, d = args.batch_size, args.ngf, args.ndf
+    cases = [  # name, input shape, MindSpore layer, PyTorch layer
+        ("G ConvT nz->8g 1->4", (b, args.nz, 1, 1), mnn.Conv2dTranspose(args.nz, g * 8, 4, 1, "valid"),
+         tnn.ConvTranspose2d(args.nz, g * 8, 4, 1, 0, bias=False)),
+        ("G ConvT 8g->4g 4->8", (b, g * 8, 4, 4), mnn.Conv2dTranspose(g * 8, g * 4, 4, 2, "pad", 1),
+         tnn.ConvTranspose2d(g * 8, g * 4, 4, 2, 1, bias=False)),
+        ("G ConvT 4g->2g 8->16", (b, g * 4, 8, 8), mnn.Conv2dTranspose(g * 4, g * 2, 4, 2, "pad", 1),
+         tnn.ConvTranspose2d(g * 4, g * 2, 4, 2, 1, bias=False)),
+        ("G ConvT 2g->g 16->32", (b, g * 2, 16, 16), mnn.Conv2dTranspose(g * 2, g, 4, 2, "pad", 1),
+         tnn.ConvTranspose2d(g * 2, g, 4, 2, 1, bias=False)),
+        ("G ConvT g->3 32->64", (b, g, 32, 32), mnn.Conv2dTranspose(g, 3, 4, 2, "pad", 1),
+         tnn.ConvTranspose2d(g, 3, 4, 2, 1, bias=False)),
+        ("D Conv 3->d 64->32", (b, 3, 64, 64), mnn.Conv2d(3, d, 4, 2, "pad", 1), tnn.Conv2d(3, d, 4, 2, 1, bias=False)),
+        ("D Conv d->2d 32->16", (b, d, 32, 32), mnn.Conv2d(d, d * 2, 4, 2, "pad", 1),
+         tnn.Conv2d(d, d * 2, 4, 2, 1, bias=False)),
+        ("D Conv 2d->4d 16->8", (b, d * 2, 16, 16), mnn.Conv2d(d * 2, d * 4, 4, 2, "pad", 1),
+         tnn.Conv2d(d * 2, d * 4, 4, 2, 1, bias=False)),
+        ("D Conv 4d->8d 8->4", (b, d * 4, 8, 8), mnn.Conv2d(d * 4, d * 8, 4, 2, "pad", 1),
+         tnn.Conv2d(d * 4, d * 8, 4, 2, 1, bias=False)),
+        ("D Conv 8d->1 4->1", (b, d * 8, 4, 4), mnn.Conv2d(d * 8, 1, 4, 1, "valid"), tnn.Conv2d(d * 8, 1, 4, 1, 0, bias=False)),
+        ("BatchNorm2d 2d @16x16", (b, d * 2, 16, 16), mnn.BatchNorm2d(d * 2), tnn.BatchNorm2d(d * 2)),
+        ("LeakyReLU(0.2) d @32x32", (b, d, 32, 32), mnn.LeakyReLU(0.2), tnn.LeakyReLU(0.2)),
+        ("ReLU g @32x32", (b, g, 32, 32), mnn.ReLU(), tnn.ReLU()),
+        ("Tanh 3 @64x64", (b, 3, 64, 64), mnn.Tanh(), tnn.Tanh()),
+    ]
+    print(f"| layer (batch {b}) | MindSpore fwd | MindSpore fwd+bwd | PyTorch fwd | PyTorch fwd+bwd | bwd ratio MS/PT |")
+    print("|---|---|---|---|---|---|")
+    for name, shape, m_layer, t_layer in cases:
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        m_layer.set_train()
+        mx = ms.Tensor(x)
+        weights = m_layer.trainable_params()
+        fwd = ms.jit(lambda v, layer=m_layer: layer(v).sum())
+        grad_fn = ms.value_and_grad(lambda v, layer=m_layer: layer(v).sum(), 0, weights if weights else None)
+        both = ms.jit(grad_fn)
+        tx = torch.tensor(x, requires_grad=True)
+
+        def t_fwd():
+            with torch.no_grad():
+                t_layer(tx).sum().item()
+
+        def t_both():
+            t_layer.zero_grad()
+            t_layer(tx).sum().backward()
+
+        for fn in (lambda: fwd(mx).asnumpy(), lambda: both(mx)[0].asnumpy(), t_fwd, t_both):
+            fn()  # warm-up and compile
+        res = [statistics.median(timed(fn, 2) for _ in range(args.rounds))
+               for fn in (lambda: fwd(mx).asnumpy(), lambda: both(mx)[0].asnumpy(), t_fwd, t_both)]
+        print(f"| {name} | {res[0]:.3f} s | {res[1]:.3f} s | {res[2]:.3f} s | {res[3]:.3f} s | "
+              f"{res[1] / res[3]:.2f} |", flush=True)
+
+
+def bench_data(args):
+    from dcgan_ms.data import SAMPLE_DIR, create_dataset
+    dataset = create_dataset(args.data_root or SAMPLE_DIR, args.batch_size, num_parallel_workers=args.num_workers)
+    it = dataset.create_tuple_iterator(num_epochs=-1, output_numpy=True)
+    next(it)
+    n, t0 = 0, time.perf_counter()
+    while n < args.data_images:
+        n += len(next(it)[0])
+    ips = n / (time.perf_counter() - t0)
+    print(f"data pipeline (decode, resize, crop, scale, HWC2CHW, batch {args.batch_size}, "
+          f"{args.num_workers} workers): {ips:.0f} img/s over {n} images")
+
+
+def bench_memory(args):
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-m", "dcgan_ms.train", "--dataset", "sample", "--batch_size",
+                               str(args.batch_size), "--max_steps", "3", "--output_dir", tmp, "--no_progress"],
+                              cwd=REPO, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(proc.stderr)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak resident memory of `python -m dcgan_ms.train --batch_size {args.batch_size} --max_steps 3`: "
+          f"{peak_mb:.0f} MB")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--layers", action="store_true", help="per-layer breakdown instead of the full step")
+    p.add_argument("--data", action="store_true", help="data pipeline throughput instead of the full step")
+    p.add_argument("--memory", action="store_true", help="peak RSS of a short training run")
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--nz", type=int, default=100)
+    p.add_argument("--ngf", type=int, default=64)
+    p.add_argument("--ndf", type=int, default=64)
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps of each framework first")
+    p.add_argument("--rounds", type=int, default=3, help="alternating timed rounds")
+    p.add_argument("--steps", type=int, default=2, help="steps per round")
+    p.add_argument("--data_root", default=None, help="images for --data (default: the sample)")
+    p.add_argument("--data_images", type=int, default=5000, help="images to read with --data")
+    p.add_argument("--num_workers", type=int, default=2, help="pipeline workers for --data")
+    args = p.parse_args()
+    print(machine())
+    if args.layers:
+        bench_layers(args)
+    elif args.data:
+        bench_data(args)
+    elif args.memory:
+        bench_memory(args)
+    else:
+        bench_steps(args)
+
+
+if __name__ == "__main__":
+    main()
