@@ -97,6 +97,17 @@ def bench_steps(args):
     print(f"MindSpore / PyTorch img/s: {ms_ips / pt_ips:.2f}x")
 
 
+def _mindspore_layer_fns(layer, weights):
+    """Jitted forward, and forward + gradients w.r.t. the input and weights, of sum(layer(x)).
+    (Named functions: MindSpore's graph mode cannot parse lambdas.)"""
+    import mindspore as ms
+
+    def forward(x):
+        return layer(x).sum()
+
+    return ms.jit(forward), ms.jit(ms.value_and_grad(forward, 0, weights if weights else None))
+
+
 def bench_layers(args):
     """Forward, and forward + backward (input and weight gradients), of each layer type."""
     import mindspore as ms
@@ -135,9 +146,7 @@ def bench_layers(args):
         m_layer.set_train()
         mx = ms.Tensor(x)
         weights = m_layer.trainable_params()
-        fwd = ms.jit(lambda v, layer=m_layer: layer(v).sum())
-        grad_fn = ms.value_and_grad(lambda v, layer=m_layer: layer(v).sum(), 0, weights if weights else None)
-        both = ms.jit(grad_fn)
+        fwd, both = _mindspore_layer_fns(m_layer, weights)
         tx = torch.tensor(x, requires_grad=True)
 
         def t_fwd():
@@ -159,7 +168,7 @@ def bench_layers(args):
 def bench_data(args):
     from dcgan_ms.data import SAMPLE_DIR, create_dataset
     dataset = create_dataset(args.data_root or SAMPLE_DIR, args.batch_size, num_parallel_workers=args.num_workers)
-    it = dataset.create_tuple_iterator(num_epochs=-1, output_numpy=True)
+    it = dataset.repeat().create_tuple_iterator(num_epochs=1, output_numpy=True)
     next(it)
     n, t0 = 0, time.perf_counter()
     while n < args.data_images:

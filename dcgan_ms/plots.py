@@ -38,12 +38,14 @@ def read_log(path):
     return {k: np.array([float(r[k]) for r in rows]) for k in (rows[0] if rows else [])}
 
 
-def plot_losses(log, path):
-    """Two panels: G's and D's losses, and D(x) / D(G(z)), against the step."""
+def plot_losses(log, path, swd_log=None):
+    """G's and D's losses, and D(x) / D(G(z)), against the step; a third panel with the SWD
+    (``swd_log``, from swd.csv) when there is one."""
     from matplotlib.figure import Figure  # no pyplot: works headless and leaves a notebook's backend alone
 
-    fig = Figure(figsize=(12, 4))
-    ax1, ax2 = fig.subplots(1, 2)
+    panels = 3 if swd_log else 2
+    fig = Figure(figsize=(6 * panels, 4))
+    ax1, ax2, *ax3 = fig.subplots(1, panels)
     step = log["step"]
     ax1.plot(step, log["g_loss"], label="G", color="tab:blue", linewidth=0.8)
     ax1.plot(step, log["d_loss"], label="D", color="tab:orange", linewidth=0.8)
@@ -55,6 +57,9 @@ def plot_losses(log, path):
     ax2.set(title="Discriminator outputs (batch means)", xlabel="step", ylabel="probability real",
             ylim=(0, 1))
     ax2.legend()
+    if ax3:
+        ax3[0].plot(swd_log["step"], swd_log["swd_mean"], marker="o", color="tab:purple")
+        ax3[0].set(title="SWD to real images (x1e3, lower is better)", xlabel="step", ylabel="SWD")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return path

@@ -106,6 +106,10 @@ def build_parser():
                    help="std of Gaussian noise added to D's inputs, real and fake (0: off, the tutorial's "
                         "training; the quickstart uses 0.1, see README)")
     g.add_argument("--seed", type=int, default=1, help="seeds weights, shuffling, noise and the fixed noise")
+    g.add_argument("--swd_every", type=int, default=0, metavar="EPOCHS",
+                   help="every this many epochs (and at the end), score G by SWD against --swd_num real images "
+                        "(swd.csv, third panel of losses.png); 0: off")
+    g.add_argument("--swd_num", type=_positive(int), default=256, help="images per set for --swd_every")
     g = p.add_argument_group("model")
     g.add_argument("--nz", type=_positive(int), default=NZ, help="length of the noise vector z")
     g.add_argument("--ngf", type=_positive(int), default=NGF, help="Generator width (feature maps)")
@@ -132,6 +136,8 @@ def parse_args(argv=None):
         build_parser().error("--dataset sample takes no --data_root (the sample is data/sample)")
     if args.distributed and args.output_dir is None:
         build_parser().error("--distributed needs --output_dir (every rank must write to the same folder)")
+    if args.swd_every < 0:
+        build_parser().error(f"argument --swd_every: must be 0 or more, got {args.swd_every}")
     if args.output_dir is None:
         args.output_dir = os.path.join("runs", f"{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     return args
@@ -215,12 +221,35 @@ def train(args, data_root=None):
               f"per epoch, {total_steps} steps; writing to {out}", file=sys.stderr)
 
     grids, written = [], []  # written: the artifacts this rank wrote (rank 0 only, by design)
+    swd_path, swd_real = os.path.join(out, "swd.csv"), None
+
+    def track_swd(epoch):
+        """SWD of G now against real images (the same ones every time), appended to swd.csv."""
+        nonlocal swd_real
+        from .evaluate import generated_images, real_images
+        from .swd import swd
+        t0 = time.perf_counter()
+        if swd_real is None:
+            swd_real = real_images(data_root, args.swd_num, args.seed)
+        result = swd(swd_real, generated_images(generator, args.swd_num, args.seed, "batch", args.pixel_range),
+                     args.seed)
+        seconds = time.perf_counter() - t0
+        new = not os.path.exists(swd_path)
+        with open(swd_path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["epoch", "step", "swd_mean"] + [f"swd_{k}px" for k in result["levels"]] + ["seconds"])
+            w.writerow([epoch, step, f"{result['mean']:.4g}"] + [f"{v:.4g}" for v in result["levels"].values()]
+                       + [f"{seconds:.2f}"])
+        tqdm.write(f"epoch {epoch}: SWD x1e3 {result['mean']:.1f} ({seconds:.1f} s)", file=sys.stderr)
 
     def save_progress(epoch):
         if world > 1:
             average_running_stats((generator, discriminator), world)
         if not lead:
             return
+        if args.swd_every and (epoch % args.swd_every == 0 or step >= total_steps):
+            track_swd(epoch)
         images = generate(generator, fixed_noise, bn="batch")  # as in training; running stats untouched
         grids.append(plots.save_grid(images, os.path.join(out, "samples", f"epoch_{epoch:03d}.png"), nrow=8))
         written.extend([grids[-1], checkpoint.save(generator, os.path.join(out, "generator.ckpt")),
@@ -276,7 +305,8 @@ def train(args, data_root=None):
                         "epoch: try a lower --lr")
     elapsed = time.time() - started
     if step and lead:
-        written.append(plots.plot_losses(plots.read_log(log_path), os.path.join(out, "losses.png")))
+        swd_log = plots.read_log(swd_path) if os.path.exists(swd_path) else None
+        written.append(plots.plot_losses(plots.read_log(log_path), os.path.join(out, "losses.png"), swd_log))
         written.append(plots.make_gif(grids, os.path.join(out, "progress.gif")))
     if args.distributed:
         with open(os.path.join(out, f"rank_{rank}.json"), "w") as f:

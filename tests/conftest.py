@@ -44,6 +44,7 @@ def tiny_run(tmp_path_factory, flat_images):
     """A real 2-step training run through the command line, on a tiny model."""
     out = str(tmp_path_factory.mktemp("run") / "tiny")
     proc = run_cli("dcgan_ms.train", "--data_root", flat_images, "--batch_size", "8", "--ngf", "8", "--ndf", "8",
-                   "--nz", "16", "--max_steps", "2", "--epochs", "5", "--output_dir", out, "--no_progress")
+                   "--nz", "16", "--max_steps", "2", "--epochs", "5", "--swd_every", "1", "--swd_num", "16",
+                   "--output_dir", out, "--no_progress")
     assert proc.returncode == 0, proc.stderr
     return out, proc

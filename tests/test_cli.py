@@ -30,6 +30,9 @@ def test_train_writes_every_artifact(tiny_run):
     grid = Image.open(os.path.join(out, "samples", "epoch_001.png"))
     assert grid.size == (8 * 66 + 2, 8 * 66 + 2)
     assert "done: 2 steps" in proc.stderr
+    with open(os.path.join(out, "swd.csv")) as f:  # --swd_every 1: one score, for the one epoch
+        swd_rows = list(csv.DictReader(f))
+    assert [(r["epoch"], r["step"]) for r in swd_rows] == [("1", "2")] and float(swd_rows[0]["swd_mean"]) > 0
 
 
 def test_generate_from_the_trained_checkpoint(tiny_run, tmp_path):
