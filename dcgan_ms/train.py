@@ -169,6 +169,19 @@ LOG_FIELDS = ("step", "epoch", "g_loss", "d_loss", "d_real", "d_fake", "img_per_
 DIGESTS_KEPT = 4096  # image digests a rank records in rank_<N>.json
 
 
+def _data_error(error):
+    """One line naming the broken image, if ``error`` is MindSpore's data pipeline failing on one."""
+    import re
+    text = str(error)
+    match = re.search(r"Invalid image, (.+?) decode failed", text)
+    if match:
+        return f"cannot decode image {match.group(1)} (truncated, empty or not an image)"
+    if "Dataset Pipeline Error Message" in text or "dataset pipeline" in text.lower():
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("-")]
+        return f"the data pipeline failed ({lines[-1][:200] if lines else 'no message'})"
+    return None
+
+
 def train(args, data_root=None):
     """Run training as the flags in ``args`` say; return a dict describing what was done."""
     import mindspore as ms
@@ -220,6 +233,7 @@ def train(args, data_root=None):
               f"{data_root}, {steps_per_epoch} steps of {args.batch_size}{' per device' if world > 1 else ''} "
               f"per epoch, {total_steps} steps; writing to {out}", file=sys.stderr)
 
+    data_error = None
     grids, written = [], []  # written: the artifacts this rank wrote (rank 0 only, by design)
     swd_path, swd_real = os.path.join(out, "swd.csv"), None
 
@@ -295,10 +309,18 @@ def train(args, data_root=None):
                     break
         except KeyboardInterrupt:
             interrupted = True
+        except RuntimeError as e:  # the data pipeline stops on the first image it cannot decode
+            data_error = _data_error(e)
+            if data_error is None:
+                raise
     bar.close()
-    if interrupted and step:
-        print(f"interrupted at step {step}: saving checkpoints and pictures", file=sys.stderr)
+    if (interrupted or data_error) and step:
+        print(f"{'interrupted' if interrupted else 'stopped'} at step {step}: saving checkpoints and pictures",
+              file=sys.stderr)
         save_progress(epoch)
+    if data_error:
+        raise UserError(f"{data_error}: remove or replace that file and run again"
+                        + (f"; the checkpoints in {out} hold the {step} steps done" if step else ""))
     if bad_loss:
         raise UserError(f"losses became non-finite at step {bad_loss[0]} (G {bad_loss[1]}, D {bad_loss[2]}); "
                         f"training stopped, the checkpoints in {out} are from the end of the last good "

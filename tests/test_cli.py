@@ -117,3 +117,19 @@ def test_help_documents_every_flag():
     for flag in ("--device_target", "--mode", "--dataset", "--data_root", "--epochs", "--batch_size", "--lr",
                  "--beta1", "--nz", "--ngf", "--ndf", "--seed", "--output_dir", "--max_steps"):
         assert re.search(rf"{flag}\b[^\n]*\n?\s+\S", proc.stdout), flag
+
+
+def test_broken_image_stops_with_its_name(tmp_path, flat_images):
+    import shutil
+    root = tmp_path / "faces"
+    shutil.copytree(flat_images, root)
+    data = (root / "0.jpg").read_bytes()
+    (root / "0.jpg").write_bytes(data[: len(data) // 3])  # truncated JPEG
+    (root / "1.jpg").write_bytes(b"")  # zero-byte file
+    proc = run_cli("dcgan_ms.train", "--data_root", str(root), "--batch_size", "4", "--ngf", "4", "--ndf", "4",
+                   "--epochs", "2", "--output_dir", str(tmp_path / "run"), "--no_progress")
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.match(rf"error: cannot decode image {re.escape(str(root))}/[01]\.jpg \(truncated, empty or not an "
+                    r"image\): remove or replace that file and run again", last), last
+    assert "Traceback" not in proc.stderr

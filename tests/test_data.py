@@ -53,3 +53,17 @@ def test_synth_is_reproducible_per_image(tmp_path):
     made = np.asarray(Image.open(tmp_path / "s" / "2.jpg"), dtype=np.int16)
     shipped = np.asarray(Image.open(os.path.join(SAMPLE_DIR, "2.jpg")), dtype=np.int16)
     assert np.abs(made - shipped).mean() < 3  # JPEG quality differs (85 shipped, 90 here)
+
+
+def test_grayscale_alpha_palette_and_odd_sizes_just_work(tmp_path):
+    from PIL import Image
+    src = Image.open(os.path.join(SAMPLE_DIR, "5.jpg"))
+    src.convert("L").save(tmp_path / "gray.jpg")
+    src.convert("LA").save(tmp_path / "gray_alpha.png")
+    src.convert("RGBA").save(tmp_path / "rgba.png")
+    src.convert("P").save(tmp_path / "palette.png")
+    src.resize((120, 80)).save(tmp_path / "wide.jpg")
+    src.resize((50, 70)).save(tmp_path / "small.png")
+    x, _ = first_batch(str(tmp_path), 6)
+    assert x.shape == (6, 3, 64, 64) and x.dtype == np.float32
+    assert x.min() >= -1 - 1e-6 and x.max() <= 1 + 1e-6
