@@ -20,7 +20,7 @@ import os
 
 import mindspore as ms
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .models import NC, Discriminator, Generator
 
 
@@ -50,8 +50,7 @@ def read(path):
     try:
         params = ms.load_checkpoint(path)
     except Exception as e:  # MindSpore raises ValueError/RuntimeError for non-checkpoints
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UserError(f"{path} is not a readable MindSpore checkpoint ({reason})") from None
+        raise UserError(f"{path} is not a readable MindSpore checkpoint ({first_line(e)})") from None
     return {canonical_name(k): v for k, v in params.items()}
 
 

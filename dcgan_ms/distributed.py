@@ -6,7 +6,7 @@ fingerprints the weights so ranks can be checked for agreement.
 """
 import hashlib
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 
 def init_distributed():
@@ -16,8 +16,7 @@ def init_distributed():
     try:
         init()
     except (RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:200]
-        raise UserError(f"--distributed could not join a cluster ({first}): launch with msrun, see the README") from None
+        raise UserError(f"--distributed could not join a cluster ({first_line(e)}): launch with msrun, see the README") from None
     ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
     return get_rank(), get_group_size()
 

@@ -12,6 +12,12 @@ class UserError(Exception):
     """Something the user can fix (a path, a flag, a file); the message says what and how."""
 
 
+def first_line(error, limit=200):
+    """The first line of an exception's message (MindSpore's run to pages), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 def cli(main):
     """Run ``main``; turn a UserError into one line on stderr and exit status 2."""
 

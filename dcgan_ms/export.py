@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from .errors import UserError, cli
+from .errors import UserError, cli, first_line
 
 
 def export_generator(generator, path, file_format="MINDIR", batch_size=64):
@@ -85,8 +85,7 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         written = export_generator(generator, out, args.format, args.batch_size)
     except (RuntimeError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UserError(f"could not export {args.format} to {out} ({first})") from None
+        raise UserError(f"could not export {args.format} to {out} ({first_line(e)})") from None
     print(f"wrote {written}: z ({args.batch_size}, {generator.nz}, 1, 1) -> images ({args.batch_size}, 3, 64, 64)")
 
 

@@ -6,7 +6,7 @@ import mindspore.dataset as ds
 import numpy as np
 from mindspore import ops
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 
@@ -18,8 +18,7 @@ def set_device(device_target, device_id=None):
         ms.set_device(device_target, device_id)
         ops.ones((1,), ms.float32).asnumpy()
     except (RuntimeError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:200]
-        raise UserError(f"device target {device_target} is not usable here ({first}): install the MindSpore "
+        raise UserError(f"device target {device_target} is not usable here ({first_line(e)}): install the MindSpore "
                         "build for it (see mindspore.cn/install) or pass --device_target CPU") from None
 
 

@@ -3,12 +3,11 @@ import csv
 import json
 import os
 import re
-import socket
 
 import numpy as np
 from PIL import Image
 
-from conftest import run_cli
+from conftest import free_port, run_cli
 
 
 def test_train_writes_every_artifact(tiny_run):
@@ -57,14 +56,8 @@ def test_generate_wrong_sizes_is_one_clear_line(tiny_run, tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # closed again when the socket closes: connections are refused
-
-
 def test_offline_download_says_what_to_do(tmp_path):
-    url = f"http://127.0.0.1:{closed_port()}/faces.zip"
+    url = f"http://127.0.0.1:{free_port()}/faces.zip"  # nobody listens: the connection is refused
     proc = run_cli("dcgan_ms.train", "--dataset", "faces", "--data_root", str(tmp_path / "faces"),
                    "--output_dir", str(tmp_path / "run"), env={"DCGAN_MS_FACES_URL": url})
     assert proc.returncode == 2

@@ -3,22 +3,15 @@ import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, free_port
 
 MSRUN = os.path.join(os.path.dirname(sys.executable), "msrun")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(not os.path.exists(MSRUN), reason="msrun is installed with mindspore; not found beside python")

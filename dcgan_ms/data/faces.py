@@ -8,7 +8,7 @@ The environment variable DCGAN_MS_FACES_URL replaces the URL (a mirror, or a tes
 import os
 import zipfile
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from .dataset import find_images
 
 FACES_URL = "https://download.mindspore.cn/dataset/Faces/faces.zip"
@@ -51,8 +51,7 @@ def prepare_faces(root=FACES_DIR, url=None):
         from download import download
         download(url, root, kind="zip", replace=True, timeout=30.0)
     except Exception as e:  # offline, refused, not found, interrupted, disk full...
-        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise UserError(f"could not download the anime faces from {url} ({reason}). Download faces.zip "
+        raise UserError(f"could not download the anime faces from {url} ({first_line(e)}). Download faces.zip "
                         f"by hand and put it at {zip_path} (it is unpacked on the next run), "
                         "or train on the shipped sample with --dataset sample") from None
     if not _has_images(root):
