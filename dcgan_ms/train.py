@@ -43,6 +43,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import sys
 import time
 
@@ -171,7 +172,6 @@ DIGESTS_KEPT = 4096  # image digests a rank records in rank_<N>.json
 
 def _data_error(error):
     """One line naming the broken image, if ``error`` is MindSpore's data pipeline failing on one."""
-    import re
     text = str(error)
     match = re.search(r"Invalid image, (.+?) decode failed", text)
     if match:
@@ -236,6 +236,8 @@ def train(args, data_root=None):
     data_error = None
     grids, written = [], []  # written: the artifacts this rank wrote (rank 0 only, by design)
     swd_path, swd_real = os.path.join(out, "swd.csv"), None
+    if lead and os.path.exists(swd_path):  # a new run in a used folder starts a new score log, as log.csv
+        os.remove(swd_path)
 
     def track_swd(epoch):
         """SWD of G now against real images (the same ones every time), appended to swd.csv."""
