@@ -7,7 +7,7 @@ For each set of images:
    detail of its scale, the last one the coarse image);
 2. at every level take 7x7 neighbourhoods at random positions (128 per image), as 147-dim
    descriptors (at most 32,768 per level, a random subset beyond that, which bounds the cost), and
-   normalise each colour channel to mean 0, std 1 over the set;
+   normalise each colour channel to mean 0, std 1 over the set (std floored at 0.01);
 3. between the two sets' descriptors at a level, the sliced Wasserstein distance: project both
    on random unit directions, sort each projection, average the absolute differences.
 Reported per level (x 1e3, as in the paper) and averaged over levels. Small is similar: two halves
@@ -18,6 +18,7 @@ import numpy as np
 NHOOD, PER_IMAGE, MIN_SIZE = 7, 128, 16
 DIR_REPEATS, DIRS_PER_REPEAT = 4, 128
 MAX_DESCRIPTORS = 1 << 15  # per level and set: sorting the projections is the cost; this bounds it
+STD_FLOOR = 1e-2  # in units of pixel intensity [0, 1]: see _descriptors
 _KERNEL = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
 
@@ -66,7 +67,10 @@ def _descriptors(level, rng, per_image=PER_IMAGE):
     if len(desc) > MAX_DESCRIPTORS:
         desc = desc[rng.choice(len(desc), MAX_DESCRIPTORS, replace=False)]
     desc = desc - desc.mean(axis=(0, 1, 2), keepdims=True)
-    desc = desc / (desc.std(axis=(0, 1, 2), keepdims=True) + 1e-8)
+    # Divide by the channel's spread, but never by less than STD_FLOOR: a nearly flat set (an
+    # untrained Generator's coarse level) would otherwise have its rounding noise blown up to unit
+    # variance, and the distance would depend on the last bits of the convolutions.
+    desc = desc / np.maximum(desc.std(axis=(0, 1, 2), keepdims=True), STD_FLOOR)
     return desc.reshape(len(desc), -1).astype(np.float32)
 
 
