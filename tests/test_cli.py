@@ -126,3 +126,20 @@ def test_broken_image_stops_with_its_name(tmp_path, flat_images):
     assert re.match(rf"error: cannot decode image {re.escape(str(root))}/[01]\.jpg \(truncated, empty or not an "
                     r"image\): remove or replace that file and run again", last), last
     assert "Traceback" not in proc.stderr
+
+
+def test_partial_faces_zip_is_not_taken_as_complete(tmp_path, flat_images):
+    import zipfile
+    root = tmp_path / "faces"
+    root.mkdir()
+    with zipfile.ZipFile(tmp_path / "full.zip", "w") as z:
+        for name in sorted(os.listdir(flat_images))[:8]:
+            z.write(os.path.join(flat_images, name), f"faces/{name}")
+    data = (tmp_path / "full.zip").read_bytes()
+    (root / "faces.zip").write_bytes(data[: len(data) // 2])  # an interrupted download
+    proc = run_cli("dcgan_ms.train", "--dataset", "faces", "--data_root", str(root), "--output_dir",
+                   str(tmp_path / "run"))
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {root / 'faces.zip'} is incomplete or corrupt") and "download it again" in last
+    assert "Traceback" not in proc.stderr
