@@ -15,6 +15,19 @@ def real_batches(n):
     return [next(it)[0] for _ in range(n)]
 
 
+def fresh_step(seed, **kwargs):
+    """A new G and D seeded with ``seed``, their train step (``kwargs`` for make_train_step), and a
+    fixed real batch and noise batch of 4."""
+    ms.set_seed(seed)
+    g, d = Generator(NZ, WIDTH), Discriminator(WIDTH)
+    g.set_train()
+    d.set_train()
+    step = make_train_step(g, d, *make_optimizers(g, d), **kwargs)
+    x = ms.Tensor(np.random.default_rng(1).uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32))
+    z = ms.Tensor(np.random.default_rng(2).standard_normal((4, NZ, 1, 1)).astype(np.float32))
+    return step, x, z
+
+
 def snapshot(net):
     return {p.name: p.asnumpy().copy() for p in net.trainable_params()}
 
@@ -41,13 +54,7 @@ def test_jitted_steps_are_finite_and_train_both_networks():
 def test_pynative_step_matches_graph_step():
     results = []
     for jit in (True, False):
-        ms.set_seed(3)
-        g, d = Generator(NZ, WIDTH), Discriminator(WIDTH)
-        g.set_train()
-        d.set_train()
-        step = make_train_step(g, d, *make_optimizers(g, d), jit=jit)
-        x = ms.Tensor(np.random.default_rng(1).uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32))
-        z = ms.Tensor(np.random.default_rng(2).standard_normal((4, NZ, 1, 1)).astype(np.float32))
+        step, x, z = fresh_step(3, jit=jit)
         results.append([float(v) for v in step(x, z)] + [float(step(x, z)[0])])
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-5)
 
@@ -84,13 +91,7 @@ def test_discriminator_alone_learns_real_from_fake():
 def test_instance_noise_reaches_the_discriminator_only_when_asked():
     outputs = []
     for sigma in (0.0, 0.0, 0.5):
-        ms.set_seed(4)
-        g, d = Generator(NZ, WIDTH), Discriminator(WIDTH)
-        g.set_train()
-        d.set_train()
-        step = make_train_step(g, d, *make_optimizers(g, d), instance_noise=sigma)
-        x = ms.Tensor(np.random.default_rng(1).uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32))
-        z = ms.Tensor(np.random.default_rng(2).standard_normal((4, NZ, 1, 1)).astype(np.float32))
+        step, x, z = fresh_step(4, instance_noise=sigma)
         outputs.append([float(v) for v in step(x, z)])
         assert all(np.isfinite(outputs[-1]))
     assert outputs[0] == outputs[1]  # without noise the step is deterministic
