@@ -21,6 +21,7 @@ import argparse
 import os
 
 import numpy as np
+from PIL import Image
 
 from .errors import UserError, cli
 
@@ -117,7 +118,7 @@ def main(argv=None):
         if args.individual:
             os.makedirs(args.individual, exist_ok=True)
             for i, pixels in enumerate(plots.to_uint8(images)):
-                plots.Image.fromarray(pixels).save(os.path.join(args.individual, f"{i}.png"))
+                Image.fromarray(pixels).save(os.path.join(args.individual, f"{i}.png"))
     except OSError as e:
         raise UserError(f"cannot write the images ({e.strerror or e}): pass a writable --out") from None
     extra = [os.path.splitext(args.out)[0] + ".gif"] if args.interpolate else []
