@@ -7,6 +7,7 @@ fingerprints the weights so ranks can be checked for agreement.
 import hashlib
 
 from .errors import UserError, first_line
+from .models import running_stats
 
 
 def init_distributed():
@@ -19,11 +20,6 @@ def init_distributed():
         raise UserError(f"--distributed could not join a cluster ({first_line(e)}): launch with msrun, see the README") from None
     ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
     return get_rank(), get_group_size()
-
-
-def running_stats(*nets):
-    """BatchNorm's running mean and variance: the parameters no optimizer updates."""
-    return [p for net in nets for p in net.get_parameters() if not p.requires_grad]
 
 
 def average_running_stats(nets, devices):

@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import UserError, cli
+from .models import running_stats
 
 
 def generate(generator, z, bn="batch"):
@@ -37,12 +38,12 @@ def generate(generator, z, bn="batch"):
     if bn == "moving":
         generator.set_train(False)
         return generator(ms.Tensor(z, ms.float32)).asnumpy()
-    saved = {p.name: p.asnumpy().copy() for p in generator.get_parameters() if "moving_" in p.name}
+    stats = running_stats(generator)
+    saved = [p.asnumpy().copy() for p in stats]
     generator.set_train(True)
     images = generator(ms.Tensor(z, ms.float32)).asnumpy()
-    for p in generator.get_parameters():
-        if p.name in saved:
-            p.set_data(ms.Tensor(saved[p.name]))
+    for p, value in zip(stats, saved):
+        p.set_data(ms.Tensor(value))
     return images
 
 

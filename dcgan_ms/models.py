@@ -88,3 +88,8 @@ class Discriminator(nn.Cell):
         out = self.discriminator(x)
         out = out.reshape(out.shape[0], -1)
         return self.adv_layer(out)
+
+
+def running_stats(*nets):
+    """BatchNorm's running means and variances: the parameters no optimizer updates."""
+    return [p for net in nets for p in net.get_parameters() if not p.requires_grad]
