@@ -15,8 +15,10 @@ updates) into one static graph that MindSpore optimises and runs without returni
 between operators. ``jit=False`` runs the same code eagerly (PyNative), for debugging.
 
 Unlike the tutorial, the noise z is an input of the step rather than drawn inside it: the training
-loop draws it from a seeded NumPy generator, so a run is reproducible and each device of a
-data-parallel run can draw its own z.
+loop draws it from a seeded NumPy generator, so a run is reproducible, each device of a
+data-parallel run can draw its own z, and a resumed run continues the very same random stream
+(the generator's state is saved in the resume checkpoint; MindSpore's in-graph random operators
+keep state that cannot be saved).
 
 Optional instance noise (``instance_noise=sigma``, off by default, so the default step is the
 tutorial's): D sees its inputs, real and generated, plus fresh Gaussian noise of std ``sigma``
@@ -24,6 +26,8 @@ tutorial's): D sees its inputs, real and generated, plus fresh Gaussian noise of
 on tell-tale fine detail early on, when G's images are all noise and the real ones are smooth, and
 so lets G learn shapes and colours sooner. The README's quickstart uses it: on the flat-shaded
 sample avatars, DCGAN (ours and PyTorch's alike) otherwise stays grey for hundreds of steps.
+For the reason above, that noise is an input too: three standard-normal batches, one for each
+time D looks at images (G(z) in G's step, x and G(z) in D's step), scaled by sigma in the step.
 """
 import mindspore as ms
 from mindspore import nn, ops
@@ -42,7 +46,9 @@ def make_optimizers(generator, discriminator, lr=LR, beta1=BETA1):
 
 def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True, instance_noise=0.0,
                     distributed=False):
-    """Build ``train_step(real_imgs, z) -> (g_loss, d_loss, d_real, d_fake)``.
+    """Build ``train_step(real_imgs, z, noise=None) -> (g_loss, d_loss, d_real, d_fake)``.
+
+    ``noise`` (only with ``instance_noise``): standard normals of shape (3, *real_imgs.shape).
 
     d_real is the mean of D(x) over the batch, d_fake the mean of D(G(z)) before G's update.
     The losses and D's outputs are this device's.
@@ -57,19 +63,19 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
         reduce_g = nn.DistributedGradReducer(optimizer_g.parameters)
         reduce_d = nn.DistributedGradReducer(optimizer_d.parameters)
 
-    def noisy(imgs):
+    def noisy(imgs, noise, k):
         if instance_noise:  # a Python constant: with 0 the graph holds no noise at all
-            return imgs + instance_noise * ops.standard_normal(imgs.shape)
+            return imgs + instance_noise * noise[k]
         return imgs
 
-    def generator_forward(z, valid):
+    def generator_forward(z, valid, noise):
         gen_imgs = generator(z)
-        g_loss = adversarial_loss(discriminator(noisy(gen_imgs)), valid)
+        g_loss = adversarial_loss(discriminator(noisy(gen_imgs, noise, 0)), valid)
         return g_loss, gen_imgs
 
-    def discriminator_forward(real_imgs, gen_imgs, valid, fake):
-        d_real = discriminator(noisy(real_imgs))
-        d_fake = discriminator(noisy(gen_imgs))
+    def discriminator_forward(real_imgs, gen_imgs, valid, fake, noise):
+        d_real = discriminator(noisy(real_imgs, noise, 1))
+        d_fake = discriminator(noisy(gen_imgs, noise, 2))
         real_loss = adversarial_loss(d_real, valid)
         fake_loss = adversarial_loss(d_fake, fake)
         d_loss = (real_loss + fake_loss) / 2
@@ -79,14 +85,14 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
     grad_discriminator_fn = ms.value_and_grad(discriminator_forward, None, optimizer_d.parameters,
                                               has_aux=True)
 
-    def train_step(real_imgs, z):
+    def train_step(real_imgs, z, noise=None):
         valid = ops.ones((real_imgs.shape[0], 1), ms.float32)
         fake = ops.zeros((real_imgs.shape[0], 1), ms.float32)
-        (g_loss, gen_imgs), g_grads = grad_generator_fn(z, valid)
+        (g_loss, gen_imgs), g_grads = grad_generator_fn(z, valid, noise)
         if distributed:
             g_grads = reduce_g(g_grads)
         optimizer_g(g_grads)
-        (d_loss, d_real, d_fake), d_grads = grad_discriminator_fn(real_imgs, gen_imgs, valid, fake)
+        (d_loss, d_real, d_fake), d_grads = grad_discriminator_fn(real_imgs, gen_imgs, valid, fake, noise)
         if distributed:
             d_grads = reduce_d(d_grads)
         optimizer_d(d_grads)

@@ -89,10 +89,13 @@ def test_discriminator_alone_learns_real_from_fake():
 
 
 def test_instance_noise_reaches_the_discriminator_only_when_asked():
+    noise = ms.Tensor(np.random.default_rng(3).standard_normal((3, 4, 3, 64, 64)).astype(np.float32))
     outputs = []
-    for sigma in (0.0, 0.0, 0.5):
+    for sigma, args in ((0.0, ()), (0.0, ()), (0.5, (noise,)), (0.5, (noise,)), (0.5, (2 * noise,))):
         step, x, z = fresh_step(4, instance_noise=sigma)
-        outputs.append([float(v) for v in step(x, z)])
+        outputs.append([float(v) for v in step(x, z, *args)])
         assert all(np.isfinite(outputs[-1]))
     assert outputs[0] == outputs[1]  # without noise the step is deterministic
     assert outputs[2][2] != outputs[0][2]  # with noise D(x) changes
+    assert outputs[2] == outputs[3]  # the noise is an input: the same noise, the same step
+    assert outputs[4][2] != outputs[2][2]
