@@ -1,7 +1,7 @@
 """Saving and loading the networks' weights (MindSpore .ckpt files).
 
-``save`` writes atomically: to a temporary file in the same folder, then renamed over the target,
-so an interrupted save never leaves a half-written checkpoint under the real name.
+``save`` writes atomically: to a temporary file in the same folder, flushed to disk, then renamed
+over the target, so an interrupted save never leaves a half-written checkpoint under the real name.
 
 Parameter names. The tutorial (and this package, which keeps its code) calls
 ``optimizer.update_parameters_name("optim_g.")``: two Adam optimizers in one graph would otherwise
@@ -24,11 +24,14 @@ from .errors import UserError, first_line
 from .models import NC, Discriminator, Generator
 
 
-def save(net, path):
-    """Save ``net``'s parameters to ``path`` atomically."""
+def save(net, path, **kwargs):
+    """Save ``net``'s parameters (or a list of {"name", "data"} dicts) to ``path`` atomically;
+    ``kwargs`` go to ``mindspore.save_checkpoint`` (append_dict, crc_check)."""
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp.ckpt")
     try:
-        ms.save_checkpoint(net, tmp)
+        ms.save_checkpoint(net, tmp, **kwargs)
+        with open(tmp, "rb+") as f:  # on disk before it takes the real name, even if the power fails
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
         if os.path.exists(tmp):

@@ -15,7 +15,11 @@ def set_device(device_target, device_id=None):
     """Select the backend and check that it really runs: MindSpore only says a backend is missing
     when the first operator executes, with a long message; we say it in one line."""
     try:
-        ms.set_device(device_target, device_id)
+        try:
+            ms.set_device(device_target, device_id)
+        except RuntimeError:  # already running (training called twice in one process): fine if unchanged
+            if ms.get_context("device_target") != device_target:
+                raise
         ops.ones((1,), ms.float32).asnumpy()
     except (RuntimeError, ValueError) as e:
         raise UserError(f"device target {device_target} is not usable here ({first_line(e)}): install the MindSpore "
