@@ -12,8 +12,22 @@ A run writes into its output folder (default ``runs/<dataset>-<date-time>``):
     losses.png               losses and D's outputs against the step
     progress.gif             the fixed-noise grids over the epochs
     generator.ckpt, discriminator.ckpt   the weights, saved after every epoch and at the end
+    checkpoints/step_NNNNNNN.ckpt        resume checkpoints: weights, optimizer states, step, noise
+                                         generator, config (see dcgan_ms/resume.py); the newest
+                                         --keep_checkpoints are kept
 
-Ctrl-C stops training after saving the checkpoints and pictures of the steps done so far.
+Resume checkpoints are written at the end of every epoch, every --save_every steps and every
+--save_minutes minutes, and when training stops early. A run that was killed, crashed or
+interrupted continues where its newest readable checkpoint left it, with the same step counter,
+log and noise draws (a damaged checkpoint is named and the one before it used):
+
+    python -m dcgan_ms.train --resume --output_dir runs/faces-20261123-101500
+    python -m dcgan_ms.train --resume runs/faces-20261123-101500/checkpoints/step_0001500.ckpt
+
+The flags that define the run (data, model sizes, batch size, optimizer, seed) come from the
+checkpoint; --epochs and --max_steps may be raised to train further. Ctrl-C stops training at the
+end of the current step after saving, and so does SIGTERM (a second one aborts at once, keeping the
+last checkpoint).
 
 Data-parallel training on several devices (``--distributed``), launched by MindSpore's msrun,
 which starts one process per device (see the README for single- and multi-node lines):
@@ -40,10 +54,12 @@ if __name__ == "__main__" and not __package__:  # launched by path (msrun runs s
 import argparse
 import csv
 import hashlib
+import itertools
 import json
 import math
 import os
 import re
+import signal
 import sys
 import time
 
@@ -126,19 +142,53 @@ def build_parser():
     g.add_argument("--distributed", action="store_true",
                    help="data-parallel training over the devices msrun started (--batch_size is per device)")
     g.add_argument("--no_progress", action="store_true", help="no progress bar (one line per epoch instead)")
+    g = p.add_argument_group("checkpoints and resuming")
+    g.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
+                   help="continue a run: alone, from the newest readable checkpoint in --output_dir; or from "
+                        "the checkpoints/step_*.ckpt file given")
+    g.add_argument("--save_every", type=int, default=0, metavar="STEPS",
+                   help="also write a resume checkpoint every this many steps (0: off; one is always written at "
+                        "the end of each epoch)")
+    g.add_argument("--save_minutes", type=_nonnegative, default=10.0, metavar="MINUTES",
+                   help="also write a resume checkpoint when this long has passed since the last (0: off; "
+                        "ignored with --distributed, where all ranks must save at the same step: use "
+                        "--save_every)")
+    g.add_argument("--keep_checkpoints", type=_positive(int), default=3, metavar="K",
+                   help="keep the newest K resume checkpoints")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start a new run in an --output_dir that already holds one (its checkpoints are deleted)")
     return p
+
+
+# Flags that define a run: on --resume they come from the checkpoint, and giving another value is an error.
+RUN_DEFINING = ("dataset", "pixel_range", "batch_size", "lr", "beta1", "instance_noise", "seed", "nz", "ngf", "ndf",
+                "distributed")
+
+
+def explicit_flags(argv):
+    """The destinations of the flags given on the command line (not left at their defaults)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
 
 
 def parse_args(argv=None):
     args = build_parser().parse_args(argv)
+    args.explicit = sorted(explicit_flags(argv))
     if args.dataset is None:
         args.dataset = "folder" if args.data_root else "faces"
     if args.dataset == "sample" and args.data_root:
         build_parser().error("--dataset sample takes no --data_root (the sample is data/sample)")
     if args.distributed and args.output_dir is None:
         build_parser().error("--distributed needs --output_dir (every rank must write to the same folder)")
-    if args.swd_every < 0:
-        build_parser().error(f"argument --swd_every: must be 0 or more, got {args.swd_every}")
+    for flag in ("swd_every", "save_every"):
+        if getattr(args, flag) < 0:
+            build_parser().error(f"argument --{flag}: must be 0 or more, got {getattr(args, flag)}")
+    if args.resume and args.output_dir is None:
+        if args.resume == "latest":
+            build_parser().error("--resume alone needs --output_dir, the folder of the run to continue")
+        args.output_dir = os.path.dirname(os.path.dirname(os.path.abspath(args.resume)))
     if args.output_dir is None:
         args.output_dir = os.path.join("runs", f"{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
     return args
@@ -182,12 +232,54 @@ def _data_error(error):
     return None
 
 
+def _epoch_seed(seed, epoch):
+    """The data pipeline's shuffling seed for ``epoch``: a new order every epoch, the same on every
+    rank and in a resumed run."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] % (2 ** 31))
+
+
+def _resumed_args(args, state):
+    """``args`` with the flags of the checkpoint's run wherever the command line gave none. A
+    run-defining flag given with another value is an error (it would silently be another run);
+    others (--epochs, --max_steps, --device_target, ...) may change. --epochs alone lifts the run's
+    --max_steps."""
+    config = state["config"]
+    for key, value in config.items():
+        if key in ("resume", "overwrite", "output_dir") or not hasattr(args, key):
+            continue
+        if key not in args.explicit:
+            setattr(args, key, value)
+        elif key in RUN_DEFINING and getattr(args, key) != value:
+            raise UserError(f"--{key} {getattr(args, key)} differs from the run being resumed ({value}): "
+                            "leave it out to continue that run, or start a new one in another --output_dir")
+    if "epochs" in args.explicit and "max_steps" not in args.explicit:
+        args.max_steps = None
+    return args
+
+
+def _keep_rows(path, last_step):
+    """Rewrite the CSV log at ``path`` (atomically) keeping only whole rows up to ``last_step``: the
+    rows a killed run wrote after its last checkpoint are done again, so they must not stay twice."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, step = rows[0], rows[0].index("step")
+    kept = [r for r in rows[1:] if len(r) == len(header) and all(r) and r[step].isdigit() and int(r[step]) <= last_step]
+    with open(path + ".tmp", "w", newline="") as f:
+        csv.writer(f).writerows([header] + kept)
+    os.replace(path + ".tmp", path)
+
+
 def train(args, data_root=None):
     """Run training as the flags in ``args`` say; return a dict describing what was done."""
     import mindspore as ms
+    import mindspore.dataset as ds
     from tqdm import tqdm
 
-    from . import checkpoint, plots
+    from . import checkpoint, plots, resume
     from .data import create_dataset
     from .distributed import average_running_stats, init_distributed, parameter_digest
     from .generate import generate
@@ -195,12 +287,28 @@ def train(args, data_root=None):
     from .runtime import set_device, set_seed
     from .step import make_optimizers, make_train_step
 
+    out = args.output_dir
+    state = None
+    if args.resume:  # read first: the run's own flags decide everything below
+        state = (resume.latest_state(out, warn=lambda m: print(m, file=sys.stderr)) if args.resume == "latest"
+                 else resume.read_state(args.resume))
+        args = _resumed_args(args, state)
+    elif resume.state_paths(out) and not args.overwrite:
+        raise UserError(f"{out} already holds a training run (resume checkpoints in {out}/checkpoints): pass "
+                        "--resume to continue it, --overwrite to start over, or another --output_dir")
+
     set_device(args.device_target, args.device_id)
     rank, world = init_distributed() if args.distributed else (0, 1)
     lead = rank == 0  # only the lead rank writes checkpoints and pictures
+    if state and world != state["config"]["devices"]:
+        raise UserError(f"the run in {out} trained on {state['config']['devices']} device(s), this one has {world}: "
+                        "resume it with the same number of devices")
     data_root = data_root or resolve_data_root(args)
-    prepare_output(args.output_dir)
-    set_seed(args.seed)  # the same on every rank: same initial weights, same shuffling order
+    prepare_output(out)
+    if lead and args.overwrite and not state:
+        for old in resume.state_paths(out):
+            os.remove(old)
+    set_seed(args.seed)  # the same on every rank: same initial weights
     dataset = create_dataset(data_root, args.batch_size, num_parallel_workers=args.num_workers,
                              pixel_range=args.pixel_range,
                              num_shards=world if args.distributed else None,
@@ -214,30 +322,57 @@ def train(args, data_root=None):
     generator, discriminator = Generator(args.nz, args.ngf, NC), Discriminator(args.ndf, NC)
     generator.set_train()
     discriminator.set_train()
-    if world > 1:
-        ms.set_seed(args.seed + rank)  # after the weights: each rank its own instance noise
     optimizer_g, optimizer_d = make_optimizers(generator, discriminator, args.lr, args.beta1)
     train_step = make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=args.mode == "graph",
                                  instance_noise=args.instance_noise, distributed=args.distributed)
+    cells = (generator, discriminator, optimizer_g, optimizer_d)
 
-    out = args.output_dir
-    fixed_noise = np.random.default_rng(args.seed).standard_normal((GRID_SIZE, args.nz, 1, 1)).astype(np.float32)
-    z_rng = np.random.default_rng([args.seed, rank]) if world > 1 else np.random.default_rng(args.seed + 1)
+    config = {**{k: v for k, v in vars(args).items() if k != "explicit"}, "data_root": os.path.abspath(data_root),
+              "devices": world, "global_batch_size": args.batch_size * world, "steps_per_epoch": steps_per_epoch,
+              "total_steps": total_steps}
+    if state:
+        resume.restore(cells, state)
+        fixed_noise, rng = state["fixed_noise"], resume.rng_from_state(state["rng"])
+        step, epoch, done_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
+        if state["config"]["steps_per_epoch"] != steps_per_epoch:
+            print(f"warning: the data set changed since the checkpoint ({state['config']['steps_per_epoch']} -> "
+                  f"{steps_per_epoch} steps per epoch): continuing on the images there now", file=sys.stderr)
+        if done_in_epoch >= steps_per_epoch:
+            epoch, done_in_epoch = epoch + 1, 0
+        else:
+            epoch = max(epoch, 1)
+    else:
+        fixed_noise = np.random.default_rng(args.seed).standard_normal((GRID_SIZE, args.nz, 1, 1)).astype(np.float32)
+        rng = np.random.default_rng([args.seed, rank]) if world > 1 else np.random.default_rng(args.seed + 1)
+        step, epoch, done_in_epoch = 0, 1, 0
+    first_step = step
     if lead:
         np.save(os.path.join(out, "fixed_noise.npy"), fixed_noise)
         with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump({**vars(args), "data_root": os.path.abspath(data_root), "devices": world,
-                       "global_batch_size": args.batch_size * world, "steps_per_epoch": steps_per_epoch,
-                       "total_steps": total_steps}, f, indent=2)
+            json.dump(config, f, indent=2)
         print(f"training on {args.device_target} ({args.mode} mode{f', {world} devices' if world > 1 else ''}): "
               f"{data_root}, {steps_per_epoch} steps of {args.batch_size}{' per device' if world > 1 else ''} "
               f"per epoch, {total_steps} steps; writing to {out}", file=sys.stderr)
+        if state:
+            print(f"resuming from {state['path']}: step {step}, epoch {epoch}", file=sys.stderr)
+    if step >= total_steps:
+        if lead:
+            print(f"the run in {out} is complete ({step} of {total_steps} steps): pass a larger --epochs or "
+                  "--max_steps to train it further", file=sys.stderr)
+        return {"output_dir": out, "steps": step, "epochs": epoch - 1, "seconds": 0.0, "rank": rank, "devices": world}
 
-    data_error = None
-    grids, written = [], []  # written: the artifacts this rank wrote (rank 0 only, by design)
+    log_path = os.path.join(out, f"log_rank{rank}.csv" if args.distributed else "log.csv")
     swd_path, swd_real = os.path.join(out, "swd.csv"), None
-    if lead and os.path.exists(swd_path):  # a new run in a used folder starts a new score log, as log.csv
+    if state:  # drop what a killed run logged after its checkpoint: those steps are done again
+        _keep_rows(log_path, step)
+        if lead:
+            _keep_rows(swd_path, step)
+    elif lead and os.path.exists(swd_path):  # a new run in a used folder starts a new score log, as log.csv
         os.remove(swd_path)
+    finished_epochs = epoch - 1
+    grids = [p for e in range(1, finished_epochs + 1)
+             if os.path.exists(p := os.path.join(out, "samples", f"epoch_{e:03d}.png"))]
+    written = []  # the artifacts this rank wrote (rank 0 only, by design)
 
     def track_swd(epoch):
         """SWD of G now against real images (the same ones every time), appended to swd.csv."""
@@ -259,76 +394,123 @@ def train(args, data_root=None):
                        + [f"{seconds:.2f}"])
         tqdm.write(f"epoch {epoch}: SWD x1e3 {result['mean']:.1f} ({seconds:.1f} s)", file=sys.stderr)
 
-    def save_progress(epoch):
+    saved = {"step": step, "time": time.time()}  # the last resume checkpoint
+
+    def save_state(epoch, done_in_epoch, rng_state):
+        """The resume checkpoint of the steps done so far (the caller has averaged BatchNorm's
+        running statistics over the devices: ranks must all call this at the same step)."""
+        if not log_file.closed:
+            log_file.flush()
+        if lead:
+            written.append(resume.save_state(out, cells, fixed_noise, args.keep_checkpoints, step=step, epoch=epoch,
+                                             step_in_epoch=done_in_epoch, rng=rng_state, config=config))
+        saved.update(step=step, time=time.time())
+
+    def save_progress(epoch, done_in_epoch, rng_state):
+        """Grid, weights and resume checkpoint, at the end of an epoch or of training."""
         if world > 1:
             average_running_stats((generator, discriminator), world)
-        if not lead:
-            return
-        if args.swd_every and (epoch % args.swd_every == 0 or step >= total_steps):
-            track_swd(epoch)
-        images = generate(generator, fixed_noise, bn="batch")  # as in training; running stats untouched
-        grids.append(plots.save_grid(images, os.path.join(out, "samples", f"epoch_{epoch:03d}.png"), nrow=8))
-        written.extend([grids[-1], checkpoint.save(generator, os.path.join(out, "generator.ckpt")),
-                        checkpoint.save(discriminator, os.path.join(out, "discriminator.ckpt"))])
+        if lead:
+            if args.swd_every and (epoch % args.swd_every == 0 or step >= total_steps):
+                track_swd(epoch)
+            images = generate(generator, fixed_noise, bn="batch")  # as in training; running stats untouched
+            path = plots.save_grid(images, os.path.join(out, "samples", f"epoch_{epoch:03d}.png"), nrow=8)
+            grids[:] = [g for g in grids if g != path] + [path]
+            written.append(path)
+            written.extend([checkpoint.save(generator, os.path.join(out, "generator.ckpt")),
+                            checkpoint.save(discriminator, os.path.join(out, "discriminator.ckpt"))])
+        save_state(epoch, done_in_epoch, rng_state)
 
-    log_path = os.path.join(out, f"log_rank{rank}.csv" if args.distributed else "log.csv")
+    def due():
+        if args.save_every and step % args.save_every == 0:
+            return True
+        return bool(args.save_minutes) and world == 1 and time.time() - saved["time"] >= 60 * args.save_minutes
+
+    stop = {"asked": False}
+
+    def ask_to_stop(signum, frame):
+        """Ctrl-C or SIGTERM (what schedulers send before a kill): finish the step, save, stop; a
+        second one aborts. SIGTERM too, because a Ctrl-C that arrives while MindSpore runs a graph
+        reaches Python as SIGTERM (its runtime's own SIGINT handler sends it)."""
+        if stop["asked"]:
+            raise KeyboardInterrupt
+        stop["asked"] = True
+
+    previous_handler = signal.signal(signal.SIGINT, ask_to_stop)
+    previous_term = signal.signal(signal.SIGTERM, ask_to_stop)
     digests = []  # of the images this rank read (distributed runs only)
-    step, epoch, interrupted, bad_loss = 0, 0, False, None
+    data_error, bad_loss, aborted = None, None, False
+    rng_state = resume.rng_state(rng)
     quiet = args.no_progress or not lead
-    bar = tqdm(total=total_steps, unit="step", disable=quiet, dynamic_ncols=True)
+    bar = tqdm(total=total_steps, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
     started = time.time()
-    with open(log_path, "w", newline="") as log_file:
-        log = csv.writer(log_file)
+    log_file = open(log_path, "a" if state else "w", newline="")  # a new run starts a new log
+    log = csv.writer(log_file)
+    if log_file.tell() == 0:
         log.writerow(LOG_FIELDS)
-        try:
-            for epoch in range(1, epochs + 1):
-                for (real_imgs,) in dataset.create_tuple_iterator(num_epochs=1):
-                    t0 = time.perf_counter()
-                    z = ms.Tensor(z_rng.standard_normal((args.batch_size, args.nz, 1, 1)).astype(np.float32))
-                    g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z))
-                    speed = args.batch_size / (time.perf_counter() - t0)
-                    step += 1
-                    log.writerow([step, epoch, f"{g_loss:.6g}", f"{d_loss:.6g}", f"{d_real:.6g}",
-                                  f"{d_fake:.6g}", f"{speed:.4g}"])
-                    if args.distributed and len(digests) < DIGESTS_KEPT:
-                        digests += [hashlib.sha1(img.tobytes()).hexdigest()[:16] for img in real_imgs.asnumpy()]
-                    if not (math.isfinite(g_loss) and math.isfinite(d_loss)):
-                        bad_loss = (step, g_loss, d_loss)
-                        break
-                    bar.set_postfix_str(f"epoch {epoch}/{epochs} Loss_D {d_loss:.3f} Loss_G {g_loss:.3f} "
-                                        f"D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} {speed * world:.1f} img/s")
-                    bar.update()
-                    if step >= total_steps:
-                        break
-                if bad_loss:
+    try:
+        while step < total_steps and not (stop["asked"] or bad_loss):
+            ds.config.set_seed(_epoch_seed(args.seed, epoch))  # read when the iterator is made
+            batches = itertools.islice(dataset.create_tuple_iterator(num_epochs=1), done_in_epoch, None)
+            for (real_imgs,) in batches:
+                t0 = time.perf_counter()
+                z = ms.Tensor(rng.standard_normal((args.batch_size, args.nz, 1, 1), dtype=np.float32))
+                noise = ((ms.Tensor(rng.standard_normal((3, *real_imgs.shape), dtype=np.float32)),)
+                         if args.instance_noise else ())
+                g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z, *noise))
+                speed = args.batch_size / (time.perf_counter() - t0)
+                if not (math.isfinite(g_loss) and math.isfinite(d_loss)):
+                    bad_loss = (step + 1, g_loss, d_loss)  # nothing of this step is logged or saved
                     break
+                step, done_in_epoch, rng_state = step + 1, done_in_epoch + 1, resume.rng_state(rng)
+                log.writerow([step, epoch, f"{g_loss:.6g}", f"{d_loss:.6g}", f"{d_real:.6g}",
+                              f"{d_fake:.6g}", f"{speed:.4g}"])
                 log_file.flush()
-                save_progress(epoch)
-                if args.no_progress and lead:
-                    print(f"epoch {epoch}/{epochs} step {step}/{total_steps} Loss_D {d_loss:.3f} "
-                          f"Loss_G {g_loss:.3f}", file=sys.stderr)
-                if step >= total_steps:
+                if args.distributed and len(digests) < DIGESTS_KEPT:
+                    digests += [hashlib.sha1(img.tobytes()).hexdigest()[:16] for img in real_imgs.asnumpy()]
+                bar.set_postfix_str(f"epoch {epoch}/{epochs} Loss_D {d_loss:.3f} Loss_G {g_loss:.3f} "
+                                    f"D(x) {d_real:.2f} D(G(z)) {d_fake:.2f} {speed * world:.1f} img/s")
+                bar.update()
+                if step >= total_steps or stop["asked"]:
                     break
-        except KeyboardInterrupt:
-            interrupted = True
-        except RuntimeError as e:  # the data pipeline stops on the first image it cannot decode
-            data_error = _data_error(e)
-            if data_error is None:
-                raise
+                if done_in_epoch < steps_per_epoch and due():
+                    if world > 1:
+                        average_running_stats((generator, discriminator), world)
+                    save_state(epoch, done_in_epoch, rng_state)
+            if bad_loss or stop["asked"] and done_in_epoch < steps_per_epoch:
+                break
+            save_progress(epoch, done_in_epoch, rng_state)  # the end of an epoch (or of training)
+            if args.no_progress and lead:
+                print(f"epoch {epoch}/{epochs} step {step}/{total_steps} Loss_D {d_loss:.3f} "
+                      f"Loss_G {g_loss:.3f}", file=sys.stderr)
+            epoch, done_in_epoch = epoch + 1, 0
+    except KeyboardInterrupt:  # the second Ctrl-C or SIGTERM
+        aborted = True
+    except RuntimeError as e:  # the data pipeline stops on the first image it cannot decode
+        data_error = _data_error(e)
+        if data_error is None:
+            raise
+    finally:
+        log_file.close()
+        signal.signal(signal.SIGINT, previous_handler)
+        signal.signal(signal.SIGTERM, previous_term)
     bar.close()
-    if (interrupted or data_error) and step:
-        print(f"{'interrupted' if interrupted else 'stopped'} at step {step}: saving checkpoints and pictures",
+    if aborted:
+        raise UserError(f"aborted at step {step} without saving; the newest checkpoint in {out}/checkpoints is "
+                        f"from step {saved['step']}: continue with --resume --output_dir {out}")
+    if (stop["asked"] or data_error) and step > saved["step"]:
+        print(f"{'interrupted' if stop['asked'] else 'stopped'} at step {step}: saving checkpoints and pictures",
               file=sys.stderr)
-        save_progress(epoch)
+        save_progress(epoch, done_in_epoch, rng_state)
     if data_error:
-        raise UserError(f"{data_error}: remove or replace that file and run again"
-                        + (f"; the checkpoints in {out} hold the {step} steps done" if step else ""))
+        raise UserError(f"{data_error}: remove or replace that file and continue with --resume --output_dir {out}"
+                        + (f" (the checkpoints hold the {step} steps done)" if step else ""))
     if bad_loss:
         raise UserError(f"losses became non-finite at step {bad_loss[0]} (G {bad_loss[1]}, D {bad_loss[2]}); "
-                        f"training stopped, the checkpoints in {out} are from the end of the last good "
-                        "epoch: try a lower --lr")
+                        f"training stopped and the newest checkpoint in {out}/checkpoints, from step "
+                        f"{saved['step']}, is kept: try a lower --lr")
     elapsed = time.time() - started
-    if step and lead:
+    if step > first_step and lead:
         swd_log = plots.read_log(swd_path) if os.path.exists(swd_path) else None
         written.append(plots.plot_losses(plots.read_log(log_path), os.path.join(out, "losses.png"), swd_log))
         written.append(plots.make_gif(grids, os.path.join(out, "progress.gif")))
@@ -340,12 +522,14 @@ def train(args, data_root=None):
                        "artifacts_written": sorted({os.path.relpath(p, out) for p in written}),
                        "image_digests": digests[:DIGESTS_KEPT]}, f, indent=1)
     if lead:
-        print(f"{'stopped' if interrupted else 'done'}: {step} steps in {elapsed:.0f} s "
-              f"({step * args.batch_size * world / max(elapsed, 1e-9):.1f} img/s over {world} device(s)); "
-              f"outputs in {out}", file=sys.stderr)
-    if interrupted:
+        done = step - first_step
+        print(f"{'stopped' if stop['asked'] else 'done'}: {done} steps in {elapsed:.0f} s "
+              f"({done * args.batch_size * world / max(elapsed, 1e-9):.1f} img/s over {world} device(s)), "
+              f"{step} in all; outputs in {out}", file=sys.stderr)
+    if stop["asked"]:
         sys.exit(130)
-    return {"output_dir": out, "steps": step, "epochs": epoch, "seconds": elapsed, "rank": rank, "devices": world}
+    return {"output_dir": out, "steps": step, "epochs": epoch if done_in_epoch else epoch - 1,
+            "seconds": elapsed, "rank": rank, "devices": world}
 
 
 @cli

@@ -108,7 +108,8 @@ def test_help_documents_every_flag():
     proc = run_cli("dcgan_ms.train", "--help")
     assert proc.returncode == 0
     for flag in ("--device_target", "--mode", "--dataset", "--data_root", "--epochs", "--batch_size", "--lr",
-                 "--beta1", "--nz", "--ngf", "--ndf", "--seed", "--output_dir", "--max_steps"):
+                 "--beta1", "--nz", "--ngf", "--ndf", "--seed", "--output_dir", "--max_steps", "--resume",
+                 "--save_every", "--save_minutes", "--keep_checkpoints", "--overwrite"):
         assert re.search(rf"{flag}\b[^\n]*\n?\s+\S", proc.stdout), flag
 
 
@@ -124,7 +125,7 @@ def test_broken_image_stops_with_its_name(tmp_path, flat_images):
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert re.match(rf"error: cannot decode image {re.escape(str(root))}/[01]\.jpg \(truncated, empty or not an "
-                    r"image\): remove or replace that file and run again", last), last
+                    r"image\): remove or replace that file and continue with --resume --output_dir ", last), last
     assert "Traceback" not in proc.stderr
 
 

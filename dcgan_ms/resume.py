@@ -1,0 +1,150 @@
+"""Resume checkpoints: everything needed to continue a training run exactly where it stopped.
+
+A run keeps them in ``<output_dir>/checkpoints/step_<step>.ckpt``, one MindSpore checkpoint each:
+
+    G's and D's weights and BatchNorm running statistics
+    both Adam optimizers' state: moments, beta powers, step counts (optim_g.* / optim_d.*)
+    fixed_noise                  the noise behind the progress grids
+    step, epoch, step_in_epoch   where the run was: ``step`` steps done, the last in ``epoch``
+    rng                          the NumPy generator that draws z (and instance noise), as JSON
+    config                       the run's flags, as JSON
+
+The data order needs no state: each epoch shuffles with a seed made of --seed and the epoch, so
+a resumed run re-creates that epoch's order and skips the ``step_in_epoch`` batches already done.
+
+Each file is written to a temporary name and renamed (``checkpoint.save``), so a kill at any
+moment leaves every earlier file whole, and with MindSpore's CRC (``crc_check=True``), so a file
+damaged later is detected when it is read. ``save_state`` then deletes all but the newest ``keep``.
+``latest_state`` returns the newest one that reads back whole, naming each damaged one it skips.
+"""
+import contextlib
+import json
+import logging
+import os
+import re
+
+import mindspore as ms
+import numpy as np
+
+from . import checkpoint
+from .errors import UserError, first_line
+
+CHECKPOINT_DIR = "checkpoints"
+_NAME = re.compile(r"^step_(\d+)\.ckpt$")
+_SCALARS = ("step", "epoch", "step_in_epoch")
+_JSON = ("rng", "config")
+
+
+def state_paths(output_dir):
+    """The run's resume checkpoints, newest (highest step) first."""
+    folder = os.path.join(output_dir, CHECKPOINT_DIR)
+    if not os.path.isdir(folder):
+        return []
+    found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := _NAME.match(name))]
+    return [os.path.join(folder, name) for _, name in sorted(found, reverse=True)]
+
+
+def save_state(output_dir, cells, fixed_noise, keep, **scalars_and_json):
+    """Write ``checkpoints/step_<step>.ckpt`` holding every parameter of ``cells`` (networks and
+    optimizers), the fixed noise, and ``step``, ``epoch``, ``step_in_epoch``, ``rng``, ``config``;
+    then delete all but the newest ``keep`` checkpoints. Returns the path written."""
+    params = {}
+    for cell in cells:
+        for p in cell.get_parameters():
+            params.setdefault(p.name, p)
+    save_obj = [{"name": name, "data": p} for name, p in params.items()]
+    save_obj.append({"name": "fixed_noise", "data": ms.Tensor(fixed_noise)})
+    append = {k: int(scalars_and_json[k]) for k in _SCALARS}
+    append.update({k: json.dumps(scalars_and_json[k]) for k in _JSON})
+    folder = os.path.join(output_dir, CHECKPOINT_DIR)
+    os.makedirs(folder, exist_ok=True)
+    path = checkpoint.save(save_obj, os.path.join(folder, f"step_{append['step']:07d}.ckpt"),
+                           append_dict=append, crc_check=True)
+    for old in state_paths(output_dir)[keep:]:
+        os.remove(old)
+    return path
+
+
+@contextlib.contextmanager
+def _mindspore_logs_silenced():
+    """Mute MindSpore's Python log (its logger is internal: if that changes, nothing is muted)."""
+    try:
+        from mindspore.log import _get_logger
+        logger = _get_logger()
+        level = logger.level
+    except (ImportError, AttributeError):
+        yield
+        return
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def read_state(path):
+    """The checkpoint at ``path`` as a dict: "params" (name -> Parameter), "fixed_noise" (array),
+    and the scalars and JSON values saved with it. UserError if it is missing, damaged or not one."""
+    if not os.path.isfile(path):
+        raise UserError(f"resume checkpoint {path} does not exist: pass --resume alone for the newest one in "
+                        "--output_dir, or a checkpoints/step_*.ckpt file")
+    try:
+        with _mindspore_logs_silenced():  # it logs an ERROR line of its own before raising
+            params = ms.load_checkpoint(path, crc_check=True)
+    except Exception as e:  # ValueError / RuntimeError for a damaged or foreign file
+        raise UserError(f"resume checkpoint {path} is damaged or truncated ({first_line(e)})") from None
+    missing = [k for k in (*_SCALARS, *_JSON, "fixed_noise") if k not in params]
+    if missing:
+        raise UserError(f"{path} is not a resume checkpoint (it has no {missing[0]}): resume needs a "
+                        "checkpoints/step_*.ckpt file that training wrote")
+    state = {k: int(params.pop(k).asnumpy()) for k in _SCALARS}
+    state.update({k: json.loads(params.pop(k)) for k in _JSON})
+    state["fixed_noise"] = params.pop("fixed_noise").asnumpy()
+    state["params"] = params
+    state["path"] = path
+    return state
+
+
+def latest_state(output_dir, warn=print):
+    """The newest resume checkpoint in ``output_dir`` that reads back whole; each damaged one is
+    named through ``warn`` and skipped. UserError if there is none."""
+    paths = state_paths(output_dir)
+    for path in paths:
+        try:
+            return read_state(path)
+        except UserError as e:
+            warn(f"warning: {e}; falling back to the previous checkpoint")
+    if paths:
+        raise UserError(f"no readable resume checkpoint in {os.path.join(output_dir, CHECKPOINT_DIR)} "
+                        f"({len(paths)} damaged): start a new run")
+    raise UserError(f"no resume checkpoint in {os.path.join(output_dir, CHECKPOINT_DIR)}: pass the "
+                    "--output_dir of a run to continue, or start a new run without --resume")
+
+
+def restore(cells, state):
+    """Copy the parameters of ``state`` into ``cells`` (networks and optimizers), checking every
+    name and shape first, so that a mismatch changes nothing."""
+    targets = {}
+    for cell in cells:
+        for p in cell.get_parameters():
+            targets.setdefault(p.name, p)
+    params, path = state["params"], state["path"]
+    for name, p in targets.items():
+        if name not in params:
+            raise UserError(f"{path} does not fit this run: it has no parameter {name}")
+        if tuple(params[name].shape) != tuple(p.shape):
+            raise UserError(f"{path} does not fit this run: {name} has shape {tuple(params[name].shape)} "
+                            f"there but {tuple(p.shape)} here")
+    for name, p in targets.items():
+        p.set_data(ms.Tensor(params[name].asnumpy(), p.dtype))
+
+
+def rng_state(generator):
+    """A NumPy Generator's state, as JSON-ready data (its 128-bit integers survive json)."""
+    return generator.bit_generator.state
+
+
+def rng_from_state(state):
+    generator = np.random.default_rng()
+    generator.bit_generator.state = state
+    return generator

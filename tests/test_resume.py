@@ -1,0 +1,256 @@
+"""Crash-safe, resumable training: kill -9 and resume, damaged checkpoints, non-finite losses, a full disk.
+
+Found on this machine (MindSpore 2.10, CPU): training is deterministic for a fixed seed, so a run that
+is killed and resumed logs exactly the losses of the same run left alone; the first test checks that.
+"""
+import csv
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import mindspore as ms
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli
+from dcgan_ms import resume
+from dcgan_ms.data import SAMPLE_DIR
+from dcgan_ms.errors import UserError
+
+STEPS_PER_EPOCH, EPOCHS = 9, 3  # 72 images in batches of 8
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume") / "faces"
+    root.mkdir()
+    for i in range(8 * STEPS_PER_EPOCH):
+        shutil.copy(os.path.join(SAMPLE_DIR, f"{i}.jpg"), root / f"{i}.jpg")
+    return str(root)
+
+
+def flags(images, out, *extra):
+    return ["dcgan_ms.train", "--data_root", images, "--batch_size", "8", "--ngf", "8", "--ndf", "8", "--nz", "16",
+            "--epochs", str(EPOCHS), "--instance_noise", "0.1", "--output_dir", str(out), "--no_progress", *extra]
+
+
+def read_log(out):
+    with open(os.path.join(out, "log.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def losses(rows):
+    return [(r["step"], r["epoch"], r["g_loss"], r["d_loss"], r["d_real"], r["d_fake"]) for r in rows]
+
+
+def checkpoint_steps(out):
+    return sorted(int(os.path.basename(p)[5:12]) for p in resume.state_paths(str(out)))
+
+
+def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path, images):
+    reference = tmp_path / "left_alone"
+    proc = run_cli(*flags(images, reference, "--save_every", "2"))
+    assert proc.returncode == 0, proc.stderr
+    expected = losses(read_log(reference))
+    assert [int(r[0]) for r in expected] == list(range(1, STEPS_PER_EPOCH * EPOCHS + 1))
+
+    out = tmp_path / "killed"
+    with open(tmp_path / "killed.err", "w") as err:
+        run = subprocess.Popen([sys.executable, "-m", *flags(images, out, "--save_every", "2")], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + 300
+        while not [s for s in checkpoint_steps(out) if s >= 12] and run.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    assert run.returncode == -signal.SIGKILL, (tmp_path / "killed.err").read_text()
+    logged = [int(r["step"]) for r in read_log(out) if r["step"].isdigit()]
+    assert STEPS_PER_EPOCH < logged[-1] < 2 * STEPS_PER_EPOCH, f"not killed mid-epoch 2: at step {logged[-1]}"
+    kept = checkpoint_steps(out)
+    for path in resume.state_paths(str(out)):  # every checkpoint a kill -9 left behind is whole
+        resume.read_state(path)
+    last = kept[-1]
+    assert logged[-1] - last <= 2, "the kill lost more than the steps since the last checkpoint"
+
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--no_progress")
+    assert proc.returncode == 0, proc.stderr
+    assert f"resuming from {out}/checkpoints/step_{last:07d}.ckpt: step {last}," in proc.stderr
+    assert f"done: {STEPS_PER_EPOCH * EPOCHS - last} steps" in proc.stderr
+    resumed = losses(read_log(out))
+    assert [int(r[0]) for r in resumed] == list(range(1, STEPS_PER_EPOCH * EPOCHS + 1)), "gaps or duplicates"
+    assert resumed == expected  # deterministic on CPU: the same losses as the run that was left alone
+    assert sorted(os.listdir(out / "samples")) == [f"epoch_{e:03d}.png" for e in range(1, EPOCHS + 1)]
+    np.testing.assert_array_equal(np.load(out / "fixed_noise.npy"), np.load(reference / "fixed_noise.npy"))
+
+
+def corrupt(path, how):
+    data = open(path, "rb").read()
+    if how == "truncate":
+        data = data[: len(data) // 2]
+    else:  # one flipped bit in the middle of the weights
+        middle = len(data) // 2
+        data = data[:middle] + bytes([data[middle] ^ 1]) + data[middle + 1:]
+    open(path, "wb").write(data)
+
+
+def test_damaged_checkpoints_are_named_and_resume_falls_back(tmp_path, images):
+    out = tmp_path / "run"
+    proc = run_cli(*flags(images, out, "--max_steps", "6", "--save_every", "1", "--keep_checkpoints", "3"))
+    assert proc.returncode == 0, proc.stderr
+    assert checkpoint_steps(out) == [4, 5, 6]  # the newest --keep_checkpoints
+    first_run = losses(read_log(out))
+    corrupt(resume.state_paths(str(out))[0], "truncate")  # step 6
+    corrupt(resume.state_paths(str(out))[1], "flip")  # step 5: only the CRC can tell
+
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--no_progress")
+    assert proc.returncode == 0, proc.stderr
+    for step in (6, 5):
+        assert f"warning: resume checkpoint {out}/checkpoints/step_{step:07d}.ckpt is damaged or truncated" in \
+            proc.stderr
+    assert "Traceback" not in proc.stderr and "[ERROR]" not in proc.stderr
+    assert f"resuming from {out}/checkpoints/step_0000004.ckpt: step 4" in proc.stderr
+    assert losses(read_log(out)) == first_run  # steps 5 and 6 done again, logged once
+
+    corrupt(resume.state_paths(str(out))[0], "flip")  # naming a damaged checkpoint is an error, not a fallback
+    proc = run_cli("dcgan_ms.train", "--resume", resume.state_paths(str(out))[0], "--no_progress")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"error: resume checkpoint {out}/checkpoints/step_")
+
+    # A new run must not silently replace one that can be resumed.
+    proc = run_cli(*flags(images, out, "--max_steps", "2"))
+    assert proc.returncode == 2
+    assert "already holds a training run" in proc.stderr.strip().splitlines()[-1]
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--ngf", "16")
+    assert proc.returncode == 2
+    assert "--ngf 16 differs from the run being resumed (8)" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_nonfinite_losses_stop_and_keep_the_last_good_checkpoint(tmp_path, images):
+    out = tmp_path / "run"
+    # A learning rate of 1e30 moves every weight by ~1e30 in the first Adam step: the second step overflows.
+    proc = run_cli(*flags(images, out, "--lr", "1e30", "--save_every", "1"))
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: losses became non-finite at step ") and "try a lower --lr" in last, last
+    rows = read_log(out)
+    assert rows and all(np.isfinite(float(r["g_loss"])) and np.isfinite(float(r["d_loss"])) for r in rows)
+    state = resume.latest_state(str(out))
+    assert state["step"] == len(rows)
+    assert all(np.isfinite(p.asnumpy()).all() for p in state["params"].values())
+
+
+def test_ctrl_c_saves_and_resume_finishes(tmp_path, images):
+    out = tmp_path / "run"
+    with open(tmp_path / "err", "w") as err:
+        run = subprocess.Popen([sys.executable, "-m", *flags(images, out)], cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=err)
+        deadline = time.time() + 300
+        while run.poll() is None and time.time() < deadline:
+            if os.path.exists(out / "log.csv") and len(read_log(out)) >= 3:
+                break
+            time.sleep(0.01)
+        run.send_signal(signal.SIGINT)
+        run.wait()
+    text = (tmp_path / "err").read_text()
+    assert run.returncode == 130, text
+    done = len(read_log(out))
+    assert f"interrupted at step {done}: saving" in text and "Traceback" not in text
+    assert checkpoint_steps(out)[-1] == done  # nothing done is lost
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--no_progress")
+    assert proc.returncode == 0, proc.stderr
+    assert [int(r["step"]) for r in read_log(out)] == list(range(1, STEPS_PER_EPOCH * EPOCHS + 1))
+
+
+def networks_and_optimizers(width):
+    from dcgan_ms.models import Discriminator, Generator
+    from dcgan_ms.step import make_optimizers
+    g, d = Generator(16, width), Discriminator(width)
+    g.set_train()
+    d.set_train()
+    return (g, d, *make_optimizers(g, d))
+
+
+def test_resume_restores_weights_and_optimizer_states_exactly(tmp_path):
+    from dcgan_ms.step import make_train_step
+
+    runs = []
+    for seed in (5, 6):  # the second network starts from other weights, then takes the first one's state
+        ms.set_seed(seed)
+        cells = networks_and_optimizers(8)
+        runs.append((cells, make_train_step(*cells)))
+    (cells_a, step_a), (cells_b, step_b) = runs
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32))
+    z = ms.Tensor(rng.standard_normal((4, 16, 1, 1)).astype(np.float32))
+    for _ in range(3):
+        step_a(x, z)
+    fixed = rng.standard_normal((64, 16, 1, 1)).astype(np.float32)
+    path = resume.save_state(str(tmp_path), cells_a, fixed, keep=2, step=3, epoch=1, step_in_epoch=3,
+                             rng={"any": "json"}, config={"ngf": 8})
+    state = resume.read_state(path)
+    assert (state["step"], state["epoch"], state["step_in_epoch"]) == (3, 1, 3)
+    assert state["rng"] == {"any": "json"} and state["config"] == {"ngf": 8}
+    np.testing.assert_array_equal(state["fixed_noise"], fixed)
+    resume.restore(cells_b, state)
+
+    def everything(cells):
+        return {p.name: p.asnumpy().copy() for c in cells for p in c.get_parameters()}
+
+    a, b = everything(cells_a), everything(cells_b)
+    assert a.keys() == b.keys()
+    assert any("moment1" in k for k in a) and "optim_g.global_step" in a and "optim_d.beta2_power" in a
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    assert int(b["optim_g.global_step"].item()) == 3
+    # The next step is the same step: Adam's moments and step count came along, not only the weights.
+    np.testing.assert_array_equal([float(v) for v in step_a(x, z)], [float(v) for v in step_b(x, z)])
+
+    with pytest.raises(UserError, match="does not fit this run: .* has shape"):
+        resume.restore(networks_and_optimizers(16), state)
+
+
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, images, monkeypatch):
+    from dcgan_ms import train
+
+    real_save = ms.save_checkpoint
+    calls = {"state": 0}
+
+    def save_until_the_disk_fills(obj, path, **kwargs):
+        if kwargs.get("crc_check"):  # resume checkpoints: the second one meets a full disk half-way
+            calls["state"] += 1
+            if calls["state"] == 2:
+                with open(path, "wb") as f:
+                    f.write(b"\0" * 1000)
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, path, **kwargs)
+
+    monkeypatch.setattr(ms, "save_checkpoint", save_until_the_disk_fills)
+    out = tmp_path / "run"
+    args = train.parse_args(flags(images, out, "--save_every", "2", "--max_steps", "6")[1:])
+    with pytest.raises(UserError, match=r"could not write checkpoint .*step_0000004\.ckpt .*No space left on device"
+                                        r".*disk is not full"):
+        train.train(args)
+    assert checkpoint_steps(out) == [2]
+    assert resume.latest_state(str(out))["step"] == 2
+    assert not [n for n in os.listdir(out / "checkpoints") if n.startswith(".")], "temporary file left behind"
+    assert [int(r["step"]) for r in read_log(out)] == [1, 2, 3, 4]  # resume from step 2 drops 3 and 4
+
+
+def test_output_folder_not_writable(tmp_path, images):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    proc = run_cli(*flags(images, blocker / "run"))
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot write to output folder {blocker}/run") and "writable --output_dir" in last
+    if os.geteuid() == 0:
+        pytest.skip("running as root, which may write into read-only folders: the chmod case cannot be checked")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    proc = run_cli(*flags(images, locked / "run"))
+    assert proc.returncode == 2 and "cannot write to output folder" in proc.stderr.strip().splitlines()[-1]
