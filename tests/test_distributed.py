@@ -14,17 +14,13 @@ from conftest import REPO, free_port
 MSRUN = os.path.join(os.path.dirname(sys.executable), "msrun")
 
 
-@pytest.mark.skipif(not os.path.exists(MSRUN), reason="msrun is installed with mindspore; not found beside python")
-def test_msrun_two_cpu_workers(tmp_path, flat_images):
-    out, logs = tmp_path / "run", tmp_path / "logs"
-    # The README's launcher, which runs msrun --worker_num=2 --local_worker_num=2 ... dcgan_ms/train.py --distributed
-    cmd = ["bash", "scripts/run_distributed.sh", "2", "--data_root", flat_images, "--batch_size", "4",
-           "--ngf", "8", "--ndf", "8", "--nz", "16", "--max_steps", "2", "--instance_noise", "0.1",
-           "--output_dir", str(out), "--no_progress"]
+def launch(flags, logs):
+    """scripts/run_distributed.sh with 2 workers (the README's launcher, which runs
+    msrun --worker_num=2 --local_worker_num=2 ... dcgan_ms/train.py --distributed FLAGS)."""
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
            "MASTER_PORT": str(free_port()), "LOG_DIR": str(logs)}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(["bash", "scripts/run_distributed.sh", "2", *flags], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         output, _ = proc.communicate(timeout=300)
     finally:  # never leave the scheduler or workers behind
@@ -34,6 +30,14 @@ def test_msrun_two_cpu_workers(tmp_path, flat_images):
             pass
     worker_logs = "".join(p.read_text(errors="replace")[-2000:] for p in sorted(logs.glob("worker_*.log")))
     assert proc.returncode == 0, output[-3000:] + worker_logs
+
+
+@pytest.mark.skipif(not os.path.exists(MSRUN), reason="msrun is installed with mindspore; not found beside python")
+def test_msrun_two_cpu_workers(tmp_path, flat_images):
+    out = tmp_path / "run"
+    launch(["--data_root", flat_images, "--batch_size", "4", "--ngf", "8", "--ndf", "8", "--nz", "16",
+            "--max_steps", "2", "--instance_noise", "0.1", "--output_dir", str(out), "--no_progress"],
+           tmp_path / "logs")
 
     ranks = [json.loads((out / f"rank_{r}.json").read_text()) for r in (0, 1)]
     assert [r["steps"] for r in ranks] == [2, 2] and all(r["devices"] == 2 for r in ranks)
@@ -53,3 +57,12 @@ def test_msrun_two_cpu_workers(tmp_path, flat_images):
         assert all(np.isfinite(float(row[k])) for row in rows for k in ("g_loss", "d_loss"))
     # Each rank drew its own noise: their losses differ.
     assert open(out / "log_rank0.csv").read() != open(out / "log_rank1.csv").read()
+
+    # Resumed on the same two workers: both ranks load rank 0's checkpoint and go on in step.
+    launch(["--resume", "--output_dir", str(out), "--max_steps", "3", "--no_progress"], tmp_path / "logs2")
+    ranks = [json.loads((out / f"rank_{r}.json").read_text()) for r in (0, 1)]
+    assert [r["steps"] for r in ranks] == [3, 3]
+    assert ranks[0]["parameter_digest"] == ranks[1]["parameter_digest"]
+    assert ranks[0]["running_stats_digest"] == ranks[1]["running_stats_digest"]
+    for r in (0, 1):
+        assert [row["step"] for row in csv.DictReader(open(out / f"log_rank{r}.csv"))] == ["1", "2", "3"]
