@@ -6,11 +6,12 @@ A run keeps them in ``<output_dir>/checkpoints/step_<step>.ckpt``, one MindSpore
     both Adam optimizers' state: moments, beta powers, step counts (optim_g.* / optim_d.*)
     fixed_noise                  the noise behind the progress grids
     step, epoch, step_in_epoch   where the run was: ``step`` steps done, the last in ``epoch``
-    rng                          the NumPy generator that draws z (and instance noise), as JSON
-    config                       the run's flags, as JSON
+    config                       the run's flags (--seed among them), as JSON
 
-The data order needs no state: each epoch shuffles with a seed made of --seed and the epoch, so
-a resumed run re-creates that epoch's order and skips the ``step_in_epoch`` batches already done.
+Randomness needs no saved state. Each epoch shuffles with a seed made of --seed and the epoch, so a
+resumed run re-creates that epoch's order and skips the ``step_in_epoch`` batches already done;
+each step draws z and instance noise from a generator seeded by (--seed, device, step)
+(``train.step_rng``).
 
 Each file is written to a temporary name and renamed (``checkpoint.save``), so a kill at any
 moment leaves every earlier file whole, and with MindSpore's CRC (``crc_check=True``), so a file
@@ -24,7 +25,6 @@ import os
 import re
 
 import mindspore as ms
-import numpy as np
 
 from . import checkpoint
 from .errors import UserError, first_line
@@ -32,7 +32,7 @@ from .errors import UserError, first_line
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d+)\.ckpt$")
 _SCALARS = ("step", "epoch", "step_in_epoch")
-_JSON = ("rng", "config")
+_JSON = ("config",)
 
 
 def state_paths(output_dir):
@@ -46,7 +46,7 @@ def state_paths(output_dir):
 
 def save_state(output_dir, cells, fixed_noise, keep, **scalars_and_json):
     """Write ``checkpoints/step_<step>.ckpt`` holding every parameter of ``cells`` (networks and
-    optimizers), the fixed noise, and ``step``, ``epoch``, ``step_in_epoch``, ``rng``, ``config``;
+    optimizers), the fixed noise, and ``step``, ``epoch``, ``step_in_epoch`` and ``config``;
     then delete all but the newest ``keep`` checkpoints. Returns the path written."""
     params = {}
     for cell in cells:
@@ -138,13 +138,3 @@ def restore(cells, state):
     for name, p in targets.items():
         p.set_data(ms.Tensor(params[name].asnumpy(), p.dtype))
 
-
-def rng_state(generator):
-    """A NumPy Generator's state, as JSON-ready data (its 128-bit integers survive json)."""
-    return generator.bit_generator.state
-
-
-def rng_from_state(state):
-    generator = np.random.default_rng()
-    generator.bit_generator.state = state
-    return generator

@@ -15,10 +15,9 @@ updates) into one static graph that MindSpore optimises and runs without returni
 between operators. ``jit=False`` runs the same code eagerly (PyNative), for debugging.
 
 Unlike the tutorial, the noise z is an input of the step rather than drawn inside it: the training
-loop draws it from a seeded NumPy generator, so a run is reproducible, each device of a
-data-parallel run can draw its own z, and a resumed run continues the very same random stream
-(the generator's state is saved in the resume checkpoint; MindSpore's in-graph random operators
-keep state that cannot be saved).
+loop draws it from NumPy, seeded by (seed, device, step), so a run is reproducible, each device of
+a data-parallel run draws its own z, and a resumed run draws exactly what the uninterrupted run
+would have (MindSpore's in-graph random operators keep state that cannot be saved or restored).
 
 Optional instance noise (``instance_noise=sigma``, off by default, so the default step is the
 tutorial's): D sees its inputs, real and generated, plus fresh Gaussian noise of std ``sigma``

@@ -238,6 +238,13 @@ def _epoch_seed(seed, epoch):
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] % (2 ** 31))
 
 
+def step_rng(seed, rank, step):
+    """The random generator of one step on one device, for its z and instance noise: a function of
+    (seed, rank, step) alone, so every device draws its own noise and a resumed run draws exactly
+    what the uninterrupted run would have, with no generator state to save."""
+    return np.random.default_rng([seed, rank, step])
+
+
 def _resumed_args(args, state):
     """``args`` with the flags of the checkpoint's run wherever the command line gave none. A
     run-defining flag given with another value is an error (it would silently be another run);
@@ -332,7 +339,7 @@ def train(args, data_root=None):
               "total_steps": total_steps}
     if state:
         resume.restore(cells, state)
-        fixed_noise, rng = state["fixed_noise"], resume.rng_from_state(state["rng"])
+        fixed_noise = state["fixed_noise"]
         step, epoch, done_in_epoch = state["step"], state["epoch"], state["step_in_epoch"]
         if state["config"]["steps_per_epoch"] != steps_per_epoch:
             print(f"warning: the data set changed since the checkpoint ({state['config']['steps_per_epoch']} -> "
@@ -343,7 +350,6 @@ def train(args, data_root=None):
             epoch = max(epoch, 1)
     else:
         fixed_noise = np.random.default_rng(args.seed).standard_normal((GRID_SIZE, args.nz, 1, 1)).astype(np.float32)
-        rng = np.random.default_rng([args.seed, rank]) if world > 1 else np.random.default_rng(args.seed + 1)
         step, epoch, done_in_epoch = 0, 1, 0
     first_step = step
     if lead:
@@ -396,17 +402,17 @@ def train(args, data_root=None):
 
     saved = {"step": step, "time": time.time()}  # the last resume checkpoint
 
-    def save_state(epoch, done_in_epoch, rng_state):
+    def save_state(epoch, done_in_epoch):
         """The resume checkpoint of the steps done so far (the caller has averaged BatchNorm's
         running statistics over the devices: ranks must all call this at the same step)."""
         if not log_file.closed:
             log_file.flush()
         if lead:
             written.append(resume.save_state(out, cells, fixed_noise, args.keep_checkpoints, step=step, epoch=epoch,
-                                             step_in_epoch=done_in_epoch, rng=rng_state, config=config))
+                                             step_in_epoch=done_in_epoch, config=config))
         saved.update(step=step, time=time.time())
 
-    def save_progress(epoch, done_in_epoch, rng_state):
+    def save_progress(epoch, done_in_epoch):
         """Grid, weights and resume checkpoint, at the end of an epoch or of training."""
         if world > 1:
             average_running_stats((generator, discriminator), world)
@@ -419,7 +425,7 @@ def train(args, data_root=None):
             written.append(path)
             written.extend([checkpoint.save(generator, os.path.join(out, "generator.ckpt")),
                             checkpoint.save(discriminator, os.path.join(out, "discriminator.ckpt"))])
-        save_state(epoch, done_in_epoch, rng_state)
+        save_state(epoch, done_in_epoch)
 
     def due():
         if args.save_every and step % args.save_every == 0:
@@ -440,7 +446,6 @@ def train(args, data_root=None):
     previous_term = signal.signal(signal.SIGTERM, ask_to_stop)
     digests = []  # of the images this rank read (distributed runs only)
     data_error, bad_loss, aborted = None, None, False
-    rng_state = resume.rng_state(rng)
     quiet = args.no_progress or not lead
     bar = tqdm(total=total_steps, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
     started = time.time()
@@ -454,6 +459,7 @@ def train(args, data_root=None):
             batches = itertools.islice(dataset.create_tuple_iterator(num_epochs=1), done_in_epoch, None)
             for (real_imgs,) in batches:
                 t0 = time.perf_counter()
+                rng = step_rng(args.seed, rank, step)
                 z = ms.Tensor(rng.standard_normal((args.batch_size, args.nz, 1, 1), dtype=np.float32))
                 noise = ((ms.Tensor(rng.standard_normal((3, *real_imgs.shape), dtype=np.float32)),)
                          if args.instance_noise else ())
@@ -462,7 +468,7 @@ def train(args, data_root=None):
                 if not (math.isfinite(g_loss) and math.isfinite(d_loss)):
                     bad_loss = (step + 1, g_loss, d_loss)  # nothing of this step is logged or saved
                     break
-                step, done_in_epoch, rng_state = step + 1, done_in_epoch + 1, resume.rng_state(rng)
+                step, done_in_epoch = step + 1, done_in_epoch + 1
                 log.writerow([step, epoch, f"{g_loss:.6g}", f"{d_loss:.6g}", f"{d_real:.6g}",
                               f"{d_fake:.6g}", f"{speed:.4g}"])
                 log_file.flush()
@@ -476,10 +482,10 @@ def train(args, data_root=None):
                 if done_in_epoch < steps_per_epoch and due():
                     if world > 1:
                         average_running_stats((generator, discriminator), world)
-                    save_state(epoch, done_in_epoch, rng_state)
+                    save_state(epoch, done_in_epoch)
             if bad_loss or stop["asked"] and done_in_epoch < steps_per_epoch:
                 break
-            save_progress(epoch, done_in_epoch, rng_state)  # the end of an epoch (or of training)
+            save_progress(epoch, done_in_epoch)  # the end of an epoch (or of training)
             if args.no_progress and lead:
                 print(f"epoch {epoch}/{epochs} step {step}/{total_steps} Loss_D {d_loss:.3f} "
                       f"Loss_G {g_loss:.3f}", file=sys.stderr)
@@ -501,14 +507,15 @@ def train(args, data_root=None):
     if (stop["asked"] or data_error) and step > saved["step"]:
         print(f"{'interrupted' if stop['asked'] else 'stopped'} at step {step}: saving checkpoints and pictures",
               file=sys.stderr)
-        save_progress(epoch, done_in_epoch, rng_state)
+        save_progress(epoch, done_in_epoch)
     if data_error:
         raise UserError(f"{data_error}: remove or replace that file and continue with --resume --output_dir {out}"
                         + (f" (the checkpoints hold the {step} steps done)" if step else ""))
     if bad_loss:
+        kept = (f"the newest checkpoint in {out}/checkpoints, from step {saved['step']}, is kept" if saved["step"]
+                else "no checkpoint had been written yet")
         raise UserError(f"losses became non-finite at step {bad_loss[0]} (G {bad_loss[1]}, D {bad_loss[2]}); "
-                        f"training stopped and the newest checkpoint in {out}/checkpoints, from step "
-                        f"{saved['step']}, is kept: try a lower --lr")
+                        f"training stopped and {kept}: try a lower --lr")
     elapsed = time.time() - started
     if step > first_step and lead:
         swd_log = plots.read_log(swd_path) if os.path.exists(swd_path) else None
