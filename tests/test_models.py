@@ -1,7 +1,10 @@
 import numpy as np
 import mindspore as ms
+import pytest
+from mindspore import nn
 
-from dcgan_ms.models import Discriminator, Generator
+from dcgan_ms.models import (Discriminator, Generator, WholeKernelConv2d, WholeKernelConv2dTranspose,
+                             weight_init)
 
 
 def count(net):
@@ -49,3 +52,36 @@ def test_init_statistics():
         assert abs(weights.mean()) < 1e-3 and abs(weights.std() - 0.02) < 1e-3
         assert abs(gammas.mean() - 1) < 3e-3 and abs(gammas.std() - 0.02) < 3e-3
         assert (betas == 0).all()
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["pynative", "graph"])
+@pytest.mark.parametrize("fast_cls, plain_cls, cin, cout, size", [
+    (WholeKernelConv2d, nn.Conv2d, 512, 1, 4),  # D's last layer
+    (WholeKernelConv2dTranspose, nn.Conv2dTranspose, 100, 512, 1),  # G's first layer
+], ids=["D-last-conv", "G-first-convT"])
+def test_whole_kernel_layers_equal_the_plain_convolutions(fast_cls, plain_cls, cin, cout, size, jit):
+    """The matrix-product forms compute what nn.Conv2d / nn.Conv2dTranspose compute: outputs, input
+    gradients and weight gradients, to float rounding."""
+    ms.set_seed(1)
+    fast = fast_cls(cin, cout, 4, 1, "valid", weight_init=weight_init())
+    plain = plain_cls(cin, cout, 4, 1, "valid")
+    plain.weight.set_data(fast.weight.data.copy())
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.standard_normal((8, cin, size, size)).astype(np.float32))
+    probe = ms.Tensor(rng.standard_normal(plain(x).shape).astype(np.float32))  # a loss touching every output
+
+    def make_loss(layer):  # graph mode parses no default arguments: a closure per layer
+        def loss(inp):
+            return (layer(inp) * probe).sum()
+        return loss
+
+    results = []
+    for layer in (fast, plain):
+        grad_fn = ms.value_and_grad(make_loss(layer), 0, layer.trainable_params())
+        out = (ms.jit(layer.construct) if jit else layer)(x)
+        _, (dx, (dw,)) = (ms.jit(grad_fn) if jit else grad_fn)(x)
+        results.append((out.asnumpy(), dx.asnumpy(), dw.asnumpy()))
+    for fast_value, plain_value in zip(*results):
+        assert fast_value.shape == plain_value.shape
+        np.testing.assert_allclose(fast_value, plain_value, rtol=1e-4, atol=1e-5)
+    assert np.abs(results[0][2]).max() > 0  # a gradient really flowed
