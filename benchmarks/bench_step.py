@@ -114,9 +114,14 @@ def bench_layers(args):
     import torch
     from mindspore import nn as mnn
     from torch import nn as tnn
+
+    from dcgan_ms.models import WholeKernelConv2d, WholeKernelConv2dTranspose
     b, g, d = args.batch_size, args.ngf, args.ndf
     cases = [  # name, input shape, MindSpore layer, PyTorch layer
         ("G ConvT nz->8g 1->4", (b, args.nz, 1, 1), mnn.Conv2dTranspose(args.nz, g * 8, 4, 1, "valid"),
+         tnn.ConvTranspose2d(args.nz, g * 8, 4, 1, 0, bias=False)),
+        ("  the same as dcgan_ms computes it (matmul)", (b, args.nz, 1, 1),
+         WholeKernelConv2dTranspose(args.nz, g * 8, 4, 1, "valid"),
          tnn.ConvTranspose2d(args.nz, g * 8, 4, 1, 0, bias=False)),
         ("G ConvT 8g->4g 4->8", (b, g * 8, 4, 4), mnn.Conv2dTranspose(g * 8, g * 4, 4, 2, "pad", 1),
          tnn.ConvTranspose2d(g * 8, g * 4, 4, 2, 1, bias=False)),
@@ -134,6 +139,8 @@ def bench_layers(args):
         ("D Conv 4d->8d 8->4", (b, d * 4, 8, 8), mnn.Conv2d(d * 4, d * 8, 4, 2, "pad", 1),
          tnn.Conv2d(d * 4, d * 8, 4, 2, 1, bias=False)),
         ("D Conv 8d->1 4->1", (b, d * 8, 4, 4), mnn.Conv2d(d * 8, 1, 4, 1, "valid"), tnn.Conv2d(d * 8, 1, 4, 1, 0, bias=False)),
+        ("  the same as dcgan_ms computes it (matmul)", (b, d * 8, 4, 4), WholeKernelConv2d(d * 8, 1, 4, 1, "valid"),
+         tnn.Conv2d(d * 8, 1, 4, 1, 0, bias=False)),
         ("BatchNorm2d 2d @16x16", (b, d * 2, 16, 16), mnn.BatchNorm2d(d * 2), tnn.BatchNorm2d(d * 2)),
         ("LeakyReLU(0.2) d @32x32", (b, d, 32, 32), mnn.LeakyReLU(0.2), tnn.LeakyReLU(0.2)),
         ("ReLU g @32x32", (b, g, 32, 32), mnn.ReLU(), tnn.ReLU()),
@@ -185,9 +192,9 @@ def bench_memory(args):
                               cwd=REPO, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(proc.stderr)
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
     print(f"peak resident memory of `python -m dcgan_ms.train --batch_size {args.batch_size} --max_steps 3`: "
-          f"{peak_mb:.0f} MB")
+          f"{peak_mib:.0f} MiB ({peak_mib * 2**20 / 1e9:.2f} GB)")
 
 
 def main():

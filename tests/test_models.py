@@ -3,7 +3,7 @@ import mindspore as ms
 import pytest
 from mindspore import nn
 
-from dcgan_ms.models import (Discriminator, Generator, WholeKernelConv2d, WholeKernelConv2dTranspose,
+from dcgan_ms.models import (Discriminator, Generator, LeakyReLU, WholeKernelConv2d, WholeKernelConv2dTranspose,
                              weight_init)
 
 
@@ -85,3 +85,25 @@ def test_whole_kernel_layers_equal_the_plain_convolutions(fast_cls, plain_cls, c
         assert fast_value.shape == plain_value.shape
         np.testing.assert_allclose(fast_value, plain_value, rtol=1e-4, atol=1e-5)
     assert np.abs(results[0][2]).max() > 0  # a gradient really flowed
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["pynative", "graph"])
+def test_leaky_relu_equals_mindspores_leaky_relu(jit):
+    """0.2 x + 0.8 relu(x) is nn.LeakyReLU(0.2): outputs and input gradients, to float rounding."""
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.standard_normal((4, 8, 16, 16)).astype(np.float32) * 3)
+    probe = ms.Tensor(rng.standard_normal((4, 8, 16, 16)).astype(np.float32))
+    results = []
+    for layer in (LeakyReLU(0.2), nn.LeakyReLU(0.2)):
+        def make_loss(layer):
+            def loss(inp):
+                return (layer(inp) * probe).sum()
+            return loss
+        grad_fn = ms.value_and_grad(make_loss(layer), 0)
+        out = (ms.jit(layer.construct) if jit else layer)(x)
+        _, dx = (ms.jit(grad_fn) if jit else grad_fn)(x)
+        results.append((out.asnumpy(), dx.asnumpy()))
+    (out, dx), (ref_out, ref_dx) = results
+    np.testing.assert_allclose(out, ref_out, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-6, atol=1e-6)
+    assert (ref_out < 0).any() and (ref_out > 0).any()  # both branches were exercised
