@@ -115,7 +115,7 @@ def bench_layers(args):
     from mindspore import nn as mnn
     from torch import nn as tnn
 
-    from dcgan_ms.models import WholeKernelConv2d, WholeKernelConv2dTranspose
+    from dcgan_ms.models import LeakyReLU, WholeKernelConv2d, WholeKernelConv2dTranspose
     b, g, d = args.batch_size, args.ngf, args.ndf
     cases = [  # name, input shape, MindSpore layer, PyTorch layer
         ("G ConvT nz->8g 1->4", (b, args.nz, 1, 1), mnn.Conv2dTranspose(args.nz, g * 8, 4, 1, "valid"),
@@ -143,6 +143,8 @@ def bench_layers(args):
          tnn.Conv2d(d * 8, 1, 4, 1, 0, bias=False)),
         ("BatchNorm2d 2d @16x16", (b, d * 2, 16, 16), mnn.BatchNorm2d(d * 2), tnn.BatchNorm2d(d * 2)),
         ("LeakyReLU(0.2) d @32x32", (b, d, 32, 32), mnn.LeakyReLU(0.2), tnn.LeakyReLU(0.2)),
+        ("  the same as dcgan_ms computes it (0.2x + 0.8relu(x))", (b, d, 32, 32), LeakyReLU(0.2),
+         tnn.LeakyReLU(0.2)),
         ("ReLU g @32x32", (b, g, 32, 32), mnn.ReLU(), tnn.ReLU()),
         ("Tanh 3 @64x64", (b, 3, 64, 64), mnn.Tanh(), tnn.Tanh()),
     ]
