@@ -2,6 +2,7 @@
 
     pip install -r benchmarks/requirements.txt          # adds torch==2.13.0 (CPU), benchmark only
     python benchmarks/bench_step.py                     # full step, A/B/A/B, batch 128, ngf = ndf = 64
+    python benchmarks/bench_step.py --tutorial_layers   # ... and the step with the tutorial's layers (A/B/C)
     python benchmarks/bench_step.py --layers            # forward and forward+backward of each layer type
     python benchmarks/bench_step.py --data              # the data pipeline alone, img/s
     python benchmarks/bench_step.py --memory            # peak RSS of a batch-128 training run
@@ -46,12 +47,32 @@ def machine():
             f"MindSpore {ms.__version__}, PyTorch {torch_version}")
 
 
-def mindspore_step(args):
+def as_tutorial_layers(generator, discriminator):
+    """Put MindSpore's own layers back where dcgan_ms computes a faster form (same weights), so that
+    what the forms save is measured in the same run."""
+    from mindspore import nn
+    from dcgan_ms.models import LeakyReLU, WholeKernelConv2d, WholeKernelConv2dTranspose
+    for layers in (generator.generator, discriminator.discriminator):
+        for i, layer in enumerate(layers):
+            if isinstance(layer, (WholeKernelConv2d, WholeKernelConv2dTranspose)):
+                plain_cls = nn.Conv2d if isinstance(layer, WholeKernelConv2d) else nn.Conv2dTranspose
+                plain = plain_cls(layer.in_channels, layer.out_channels, layer.kernel_size, 1, "valid")
+                plain.weight.set_data(layer.weight.data.copy())
+            elif isinstance(layer, LeakyReLU):
+                plain = nn.LeakyReLU(layer.alpha)
+            else:
+                continue
+            layers[i] = plain
+
+
+def mindspore_step(args, tutorial_layers=False):
     import mindspore as ms
     from dcgan_ms.models import Discriminator, Generator
     from dcgan_ms.step import make_optimizers, make_train_step
     ms.set_seed(0)
     g, d = Generator(args.nz, args.ngf), Discriminator(args.ndf)
+    if tutorial_layers:
+        as_tutorial_layers(g, d)
     g.set_train()
     d.set_train()
     step = make_train_step(g, d, *make_optimizers(g, d))
@@ -79,22 +100,26 @@ def timed(fn, n):
 
 
 def bench_steps(args):
-    ms_step, pt_step = mindspore_step(args), torch_step(args)
+    steps = {"MindSpore (dcgan_ms, graph mode)": mindspore_step(args)}
+    if args.tutorial_layers:
+        steps["MindSpore, the tutorial's layers (graph mode)"] = mindspore_step(args, tutorial_layers=True)
+    steps["PyTorch (eager)"] = torch_step(args)
     for _ in range(args.warmup):
-        ms_step()
-        pt_step()
-    ms_times, pt_times = [], []
+        for step in steps.values():
+            step()
+    times = {name: [] for name in steps}
     for r in range(args.rounds):
-        ms_times.append(timed(ms_step, args.steps))
-        pt_times.append(timed(pt_step, args.steps))
-        print(f"round {r + 1}: MindSpore {ms_times[-1]:.3f} s/step, PyTorch {pt_times[-1]:.3f} s/step", flush=True)
-    ms_ips, pt_ips = args.batch_size / statistics.median(ms_times), args.batch_size / statistics.median(pt_times)
+        for name, step in steps.items():
+            times[name].append(timed(step, args.steps))
+        print(f"round {r + 1}: " + ", ".join(f"{name.split(' (')[0]} {t[-1]:.3f} s/step" for name, t in times.items()),
+              flush=True)
+    median = {name: statistics.median(t) for name, t in times.items()}
     print(f"\ntrain step, batch {args.batch_size}, ngf {args.ngf}, ndf {args.ndf}, median of {args.rounds} rounds "
           f"of {args.steps} steps:")
-    print("| framework | s/step | img/s |\n|---|---|---|")
-    print(f"| MindSpore (dcgan_ms, graph mode) | {statistics.median(ms_times):.3f} | {ms_ips:.1f} |")
-    print(f"| PyTorch (eager) | {statistics.median(pt_times):.3f} | {pt_ips:.1f} |")
-    print(f"MindSpore / PyTorch img/s: {ms_ips / pt_ips:.2f}x")
+    print("| framework | s/step | img/s | img/s / PyTorch's |\n|---|---|---|---|")
+    torch_median = median["PyTorch (eager)"]
+    for name, m in median.items():
+        print(f"| {name} | {m:.3f} | {args.batch_size / m:.1f} | {torch_median / m:.2f}x |")
 
 
 def _mindspore_layer_fns(layer, weights):
@@ -204,6 +229,8 @@ def main():
     p.add_argument("--layers", action="store_true", help="per-layer breakdown instead of the full step")
     p.add_argument("--data", action="store_true", help="data pipeline throughput instead of the full step")
     p.add_argument("--memory", action="store_true", help="peak RSS of a short training run")
+    p.add_argument("--tutorial_layers", action="store_true",
+                   help="also time the step with MindSpore's own layers where dcgan_ms uses faster forms")
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--nz", type=int, default=100)
     p.add_argument("--ngf", type=int, default=64)
