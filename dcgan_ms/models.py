@@ -71,7 +71,11 @@ def _down(cin, cout):
 
 class WholeKernelConv2d(nn.Conv2d):
     """``nn.Conv2d(cin, cout, k, 1, "valid")`` on k x k inputs: each output is one pixel, the dot
-    product of the whole input with a filter, so the layer is ``x (N, cin*k*k) @ W.T``."""
+    product of the whole input with a filter, so the layer is ``x (N, cin*k*k) @ W.T``.
+    (Stride and padding are fixed: with any others the product would not be the convolution.)"""
+
+    def __init__(self, in_channels, out_channels, kernel_size, weight_init=None):
+        super().__init__(in_channels, out_channels, kernel_size, 1, "valid", weight_init=weight_init)
 
     def construct(self, x):
         weight = self.weight.reshape(self.weight.shape[0], -1)  # (cout, cin*k*k)
@@ -82,7 +86,10 @@ class WholeKernelConv2d(nn.Conv2d):
 class WholeKernelConv2dTranspose(nn.Conv2dTranspose):
     """``nn.Conv2dTranspose(cin, cout, k, 1, "valid")`` on 1 x 1 inputs: each input pixel spreads
     over a k x k output through the kernel, so the layer is ``z (N, cin) @ W (cin, cout*k*k)``
-    (MindSpore stores a transposed conv's weight as (cin, cout, k, k))."""
+    (MindSpore stores a transposed conv's weight as (cin, cout, k, k)). Stride and padding are fixed."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, weight_init=None):
+        super().__init__(in_channels, out_channels, kernel_size, 1, "valid", weight_init=weight_init)
 
     def construct(self, x):
         cin, cout, kh, kw = self.weight.shape
@@ -97,7 +104,7 @@ class Generator(nn.Cell):
         super().__init__()
         self.nz = nz
         self.generator = nn.SequentialCell(
-            WholeKernelConv2dTranspose(nz, ngf * 8, 4, 1, "valid", weight_init=weight_init()),
+            WholeKernelConv2dTranspose(nz, ngf * 8, 4, weight_init=weight_init()),
             nn.BatchNorm2d(ngf * 8, gamma_init=gamma_init()),
             nn.ReLU(),
             *_up(ngf * 8, ngf * 4),
@@ -122,7 +129,7 @@ class Discriminator(nn.Cell):
             *_down(ndf, ndf * 2),
             *_down(ndf * 2, ndf * 4),
             *_down(ndf * 4, ndf * 8),
-            WholeKernelConv2d(ndf * 8, 1, 4, 1, "valid", weight_init=weight_init()),
+            WholeKernelConv2d(ndf * 8, 1, 4, weight_init=weight_init()),
         )
         self.adv_layer = nn.Sigmoid()
 

@@ -54,6 +54,21 @@ def test_init_statistics():
         assert (betas == 0).all()
 
 
+def outputs_and_gradients(layer, x, probe, jit):
+    """``layer(x)`` and the gradients of ``sum(layer(x) * probe)`` w.r.t. x and each trainable
+    weight, as NumPy arrays; compiled with ``ms.jit`` when ``jit``."""
+    weights = layer.trainable_params()
+
+    def loss(inp):  # a closure per layer: graph mode parses no default arguments
+        return (layer(inp) * probe).sum()
+
+    grad_fn = ms.value_and_grad(loss, 0, weights if weights else None)
+    out = (ms.jit(layer.construct) if jit else layer)(x)
+    _, grads = (ms.jit(grad_fn) if jit else grad_fn)(x)
+    dx, dws = grads if weights else (grads, ())
+    return [out.asnumpy(), dx.asnumpy()] + [dw.asnumpy() for dw in dws]
+
+
 @pytest.mark.parametrize("jit", [False, True], ids=["pynative", "graph"])
 @pytest.mark.parametrize("fast_cls, plain_cls, cin, cout, size", [
     (WholeKernelConv2d, nn.Conv2d, 512, 1, 4),  # D's last layer
@@ -63,28 +78,19 @@ def test_whole_kernel_layers_equal_the_plain_convolutions(fast_cls, plain_cls, c
     """The matrix-product forms compute what nn.Conv2d / nn.Conv2dTranspose compute: outputs, input
     gradients and weight gradients, to float rounding."""
     ms.set_seed(1)
-    fast = fast_cls(cin, cout, 4, 1, "valid", weight_init=weight_init())
+    fast = fast_cls(cin, cout, 4, weight_init=weight_init())
     plain = plain_cls(cin, cout, 4, 1, "valid")
     plain.weight.set_data(fast.weight.data.copy())
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((8, cin, size, size)).astype(np.float32))
     probe = ms.Tensor(rng.standard_normal(plain(x).shape).astype(np.float32))  # a loss touching every output
-
-    def make_loss(layer):  # graph mode parses no default arguments: a closure per layer
-        def loss(inp):
-            return (layer(inp) * probe).sum()
-        return loss
-
-    results = []
-    for layer in (fast, plain):
-        grad_fn = ms.value_and_grad(make_loss(layer), 0, layer.trainable_params())
-        out = (ms.jit(layer.construct) if jit else layer)(x)
-        _, (dx, (dw,)) = (ms.jit(grad_fn) if jit else grad_fn)(x)
-        results.append((out.asnumpy(), dx.asnumpy(), dw.asnumpy()))
-    for fast_value, plain_value in zip(*results):
+    fast_values = outputs_and_gradients(fast, x, probe, jit)
+    plain_values = outputs_and_gradients(plain, x, probe, jit)
+    assert len(fast_values) == len(plain_values) == 3  # output, dx, dw
+    for fast_value, plain_value in zip(fast_values, plain_values):
         assert fast_value.shape == plain_value.shape
         np.testing.assert_allclose(fast_value, plain_value, rtol=1e-4, atol=1e-5)
-    assert np.abs(results[0][2]).max() > 0  # a gradient really flowed
+    assert np.abs(fast_values[2]).max() > 0  # a gradient really flowed
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["pynative", "graph"])
@@ -93,17 +99,8 @@ def test_leaky_relu_equals_mindspores_leaky_relu(jit):
     rng = np.random.default_rng(0)
     x = ms.Tensor(rng.standard_normal((4, 8, 16, 16)).astype(np.float32) * 3)
     probe = ms.Tensor(rng.standard_normal((4, 8, 16, 16)).astype(np.float32))
-    results = []
-    for layer in (LeakyReLU(0.2), nn.LeakyReLU(0.2)):
-        def make_loss(layer):
-            def loss(inp):
-                return (layer(inp) * probe).sum()
-            return loss
-        grad_fn = ms.value_and_grad(make_loss(layer), 0)
-        out = (ms.jit(layer.construct) if jit else layer)(x)
-        _, dx = (ms.jit(grad_fn) if jit else grad_fn)(x)
-        results.append((out.asnumpy(), dx.asnumpy()))
-    (out, dx), (ref_out, ref_dx) = results
+    out, dx = outputs_and_gradients(LeakyReLU(0.2), x, probe, jit)
+    ref_out, ref_dx = outputs_and_gradients(nn.LeakyReLU(0.2), x, probe, jit)
     np.testing.assert_allclose(out, ref_out, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-6, atol=1e-6)
     assert (ref_out < 0).any() and (ref_out > 0).any()  # both branches were exercised
