@@ -2,7 +2,8 @@
 
     pip install -r benchmarks/requirements.txt          # adds torch==2.13.0 (CPU), benchmark only
     python benchmarks/bench_step.py                     # full step, A/B/A/B, batch 128, ngf = ndf = 64
-    python benchmarks/bench_step.py --tutorial_layers   # ... and the step with the tutorial's layers (A/B/C)
+    python benchmarks/bench_step.py --tutorial_layers   # ... and the step with the tutorial's layers
+    MS_DEV_HOST_BLOCKING_RUN=0 python benchmarks/bench_step.py   # with MindSpore's default dispatch
     python benchmarks/bench_step.py --layers            # forward and forward+backward of each layer type
     python benchmarks/bench_step.py --data              # the data pipeline alone, img/s
     python benchmarks/bench_step.py --memory            # peak RSS of a batch-128 training run
@@ -12,6 +13,12 @@ Adam(2e-4, 0.5) for each network, G's step then D's step on the same G(z); the P
 ``benchmarks/torch_dcgan.py``, structured as pytorch/examples' dcgan. After warm-up the two are timed
 in alternating rounds (A B A B ...), so a change in the machine's load hits both; the report gives
 the median img/s of each, the ratio, and the machine. Figures on a shared machine are noisy.
+
+The MindSpore rows: dcgan_ms as it trains (on CPU with its compiled convolution kernels,
+``dcgan_ms/cpu_conv.py``, when they build), the same with MindSpore's built-in convolutions, and
+with ``--tutorial_layers`` the tutorial's layers throughout. All run with ``set_device("CPU")``,
+which sets MS_DEV_HOST_BLOCKING_RUN=1 (``dcgan_ms/runtime.py``); MindSpore reads it once per
+process, so its effect is measured by a second run with MS_DEV_HOST_BLOCKING_RUN=0.
 """
 import argparse
 import os
@@ -43,8 +50,14 @@ def machine():
         torch_version = torch.__version__
     except ImportError:
         torch_version = "not installed"
+    from dcgan_ms import cpu_conv
+    try:
+        kernels = f"compiled convolutions {cpu_conv.build().name}"
+    except cpu_conv.Unavailable as e:
+        kernels = f"no compiled convolutions ({e})"
     return (f"{platform.machine()}, {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
-            f"MindSpore {ms.__version__}, PyTorch {torch_version}")
+            f"MindSpore {ms.__version__}, PyTorch {torch_version}; "
+            f"MS_DEV_HOST_BLOCKING_RUN={os.environ.get('MS_DEV_HOST_BLOCKING_RUN', 'unset')}; {kernels}")
 
 
 def as_tutorial_layers(generator, discriminator):
@@ -65,12 +78,12 @@ def as_tutorial_layers(generator, discriminator):
             layers[i] = plain
 
 
-def mindspore_step(args, tutorial_layers=False):
+def mindspore_step(args, conv="auto", tutorial_layers=False):
     import mindspore as ms
     from dcgan_ms.models import Discriminator, Generator
     from dcgan_ms.step import make_optimizers, make_train_step
     ms.set_seed(0)
-    g, d = Generator(args.nz, args.ngf), Discriminator(args.ndf)
+    g, d = Generator(args.nz, args.ngf, conv=conv), Discriminator(args.ndf, conv=conv)
     if tutorial_layers:
         as_tutorial_layers(g, d)
     g.set_train()
@@ -100,9 +113,12 @@ def timed(fn, n):
 
 
 def bench_steps(args):
+    from dcgan_ms import cpu_conv
     steps = {"MindSpore (dcgan_ms, graph mode)": mindspore_step(args)}
+    if cpu_conv.use_compiled("auto"):
+        steps["MindSpore, dcgan_ms with MindSpore's convolutions (graph mode)"] = mindspore_step(args, "builtin")
     if args.tutorial_layers:
-        steps["MindSpore, the tutorial's layers (graph mode)"] = mindspore_step(args, tutorial_layers=True)
+        steps["MindSpore, the tutorial's layers (graph mode)"] = mindspore_step(args, "builtin", tutorial_layers=True)
     steps["PyTorch (eager)"] = torch_step(args)
     for _ in range(args.warmup):
         for step in steps.values():
@@ -140,8 +156,11 @@ def bench_layers(args):
     from mindspore import nn as mnn
     from torch import nn as tnn
 
-    from dcgan_ms.models import LeakyReLU, WholeKernelConv2d, WholeKernelConv2dTranspose
+    from dcgan_ms import cpu_conv
+    from dcgan_ms.models import (LeakyReLU, StridedConv2d, StridedConv2dTranspose, WholeKernelConv2d,
+                                 WholeKernelConv2dTranspose)
     b, g, d = args.batch_size, args.ngf, args.ndf
+    compiled = cpu_conv.use_compiled("auto")
     cases = [  # name, input shape, MindSpore layer, PyTorch layer
         ("G ConvT nz->8g 1->4", (b, args.nz, 1, 1), mnn.Conv2dTranspose(args.nz, g * 8, 4, 1, "valid"),
          tnn.ConvTranspose2d(args.nz, g * 8, 4, 1, 0, bias=False)),
@@ -173,6 +192,13 @@ def bench_layers(args):
         ("ReLU g @32x32", (b, g, 32, 32), mnn.ReLU(), tnn.ReLU()),
         ("Tanh 3 @64x64", (b, 3, 64, 64), mnn.Tanh(), tnn.Tanh()),
     ]
+    if compiled:  # after each strided layer, the same as dcgan_ms computes it on this CPU
+        for i in range(len(cases) - 1, -1, -1):
+            name, shape, m_layer, t_layer = cases[i]
+            if isinstance(m_layer, (mnn.Conv2d, mnn.Conv2dTranspose)) and m_layer.stride == (2, 2):
+                cls = StridedConv2d if isinstance(m_layer, mnn.Conv2d) else StridedConv2dTranspose
+                cases.insert(i + 1, ("  the same as dcgan_ms computes it (compiled kernel)", shape,
+                                     cls(m_layer.in_channels, m_layer.out_channels, compiled=True), t_layer))
     print(f"| layer (batch {b}) | MindSpore fwd | MindSpore fwd+bwd | PyTorch fwd | PyTorch fwd+bwd | bwd ratio MS/PT |")
     print("|---|---|---|---|---|---|")
     for name, shape, m_layer, t_layer in cases:
@@ -242,6 +268,8 @@ def main():
     p.add_argument("--data_images", type=int, default=5000, help="images to read with --data")
     p.add_argument("--num_workers", type=int, default=2, help="pipeline workers for --data")
     args = p.parse_args()
+    from dcgan_ms.runtime import set_device
+    set_device("CPU")  # as training does: before MindSpore runs its first operator
     print(machine())
     if args.layers:
         bench_layers(args)

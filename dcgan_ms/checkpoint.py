@@ -74,22 +74,23 @@ def load_into(net, params, path):
     return net
 
 
-def load_generator(path, nz=None, ngf=None):
-    """A Generator with the weights of checkpoint ``path``; nz/ngf default to the checkpoint's own."""
+def load_generator(path, nz=None, ngf=None, conv="auto"):
+    """A Generator with the weights of checkpoint ``path``; nz/ngf default to the checkpoint's own.
+    ``conv``: which convolution kernels it computes with (``models.Generator``); any reads any checkpoint."""
     params = read(path)
     first = params.get("generator.0.weight")
     if first is None or len(first.shape) != 4:
         raise UserError(f"{path} is not a Generator checkpoint: it has no parameter generator.0.weight "
                         "(did you pass discriminator.ckpt?)")
     ckpt_nz, ckpt_ngf = first.shape[0], first.shape[1] // 8
-    return load_into(Generator(nz or ckpt_nz, ngf or ckpt_ngf, NC), params, path)
+    return load_into(Generator(nz or ckpt_nz, ngf or ckpt_ngf, NC, conv), params, path)
 
 
-def load_discriminator(path, ndf=None):
+def load_discriminator(path, ndf=None, conv="auto"):
     """A Discriminator with the weights of checkpoint ``path``; ndf defaults to the checkpoint's own."""
     params = read(path)
     first = params.get("discriminator.0.weight")
     if first is None or len(first.shape) != 4:
         raise UserError(f"{path} is not a Discriminator checkpoint: it has no parameter "
                         "discriminator.0.weight")
-    return load_into(Discriminator(ndf or first.shape[0], NC), params, path)
+    return load_into(Discriminator(ndf or first.shape[0], NC, conv), params, path)

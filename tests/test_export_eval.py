@@ -8,6 +8,7 @@ import mindspore as ms
 
 from conftest import run_cli
 from dcgan_ms import checkpoint
+from dcgan_ms.errors import UserError
 from dcgan_ms.export import export_generator, load_mindir
 from dcgan_ms.generate import interpolate
 
@@ -26,13 +27,21 @@ def test_mindir_export_reloads_and_matches_the_cell(tiny_run, tmp_path):
 
 def test_onnx_export_runs_in_onnxruntime(tiny_run, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in requirements-test.txt")
-    g = checkpoint.load_generator(os.path.join(tiny_run[0], "generator.ckpt"))
-    path = export_generator(g, str(tmp_path / "g.onnx"), "ONNX", batch_size=4)
+    ckpt = os.path.join(tiny_run[0], "generator.ckpt")
+    path = export_generator(checkpoint.load_generator(ckpt, conv="builtin"), str(tmp_path / "g.onnx"), "ONNX",
+                            batch_size=4)
     session = ort.InferenceSession(path)
+    g = checkpoint.load_generator(ckpt)  # the compiled CPU kernels where they build: the same images
     z = np.random.default_rng(1).standard_normal((4, g.nz, 1, 1)).astype(np.float32)
     got = session.run(None, {session.get_inputs()[0].name: z})[0]
     g.set_train(False)
     np.testing.assert_allclose(got, g(ms.Tensor(z)).asnumpy(), atol=1e-4)
+
+
+def test_export_refuses_the_compiled_kernels_with_a_clear_error(tiny_run, tmp_path):
+    g = checkpoint.load_generator(os.path.join(tiny_run[0], "generator.ckpt"), conv="compiled")
+    with pytest.raises(UserError, match="conv='builtin'"):
+        export_generator(g, str(tmp_path / "g.mindir"))
 
 
 def test_evaluate_writes_swd_json(tiny_run, flat_images):

@@ -3,8 +3,8 @@ import mindspore as ms
 import pytest
 from mindspore import nn
 
-from dcgan_ms.models import (Discriminator, Generator, LeakyReLU, WholeKernelConv2d, WholeKernelConv2dTranspose,
-                             weight_init)
+from dcgan_ms.models import (Discriminator, Generator, LeakyReLU, StridedConv2d, StridedConv2dTranspose,
+                             WholeKernelConv2d, WholeKernelConv2dTranspose, weight_init)
 
 
 def count(net):
@@ -104,3 +104,55 @@ def test_leaky_relu_equals_mindspores_leaky_relu(jit):
     np.testing.assert_allclose(out, ref_out, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-6, atol=1e-6)
     assert (ref_out < 0).any() and (ref_out > 0).any()  # both branches were exercised
+
+
+def assert_same_values(values, reference):
+    assert len(values) == len(reference)
+    for value, ref in zip(values, reference):
+        assert value.shape == ref.shape
+        np.testing.assert_allclose(value, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["pynative", "graph"])
+@pytest.mark.parametrize("cls, plain_cls, shape, cout", [
+    (StridedConv2d, nn.Conv2d, (3, 3, 64, 64), 8),  # D's first layer: one sample per product
+    (StridedConv2d, nn.Conv2d, (37, 8, 8, 8), 16),  # products of 32 samples, then a rest of 5
+    (StridedConv2dTranspose, nn.Conv2dTranspose, (37, 16, 4, 4), 8),
+    (StridedConv2dTranspose, nn.Conv2dTranspose, (2, 8, 32, 32), 3),  # G's last layer
+], ids=["conv-3ch-64px", "conv-37x8px", "convT-37x4px", "convT-to-3ch-64px"])
+def test_compiled_strided_layers_equal_mindspores_layers(cls, plain_cls, shape, cout, jit):
+    """The compiled CPU kernels (cpu_conv) compute what nn.Conv2d / nn.Conv2dTranspose(k4, s2, pad 1)
+    compute: outputs, input gradients and weight gradients, to float rounding, in both modes."""
+    ms.set_seed(2)
+    compiled = cls(shape[1], cout, weight_init=weight_init(), compiled=True)
+    plain = plain_cls(shape[1], cout, 4, 2, "pad", 1)
+    plain.weight.set_data(compiled.weight.data.copy())
+    rng = np.random.default_rng(0)
+    x = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    probe = ms.Tensor(rng.standard_normal(plain(x).shape).astype(np.float32))
+    values = outputs_and_gradients(compiled, x, probe, jit)
+    assert_same_values(values, outputs_and_gradients(plain, x, probe, jit))
+    assert all(np.abs(v).max() > 0 for v in values)
+
+
+def test_networks_give_the_same_outputs_and_gradients_with_either_kernels():
+    """Generator and Discriminator with the compiled kernels and with MindSpore's: same parameters
+    (names and shapes, so checkpoints are interchangeable), same outputs and weight gradients."""
+    ms.set_seed(3)
+    nets = {conv: (Generator(16, 8, conv=conv), Discriminator(8, conv=conv)) for conv in ("compiled", "builtin")}
+    for compiled, builtin in zip(nets["compiled"], nets["builtin"]):
+        assert [(p.name, p.shape) for p in compiled.get_parameters()] == \
+            [(p.name, p.shape) for p in builtin.get_parameters()]
+        for p, q in zip(compiled.get_parameters(), builtin.get_parameters()):
+            q.set_data(p.data.copy())
+    assert any(getattr(c, "use_cpu_kernel", False) for _, c in nets["compiled"][0].cells_and_names())
+    assert not any(getattr(c, "use_cpu_kernel", False) for _, c in nets["builtin"][1].cells_and_names())
+    z = ms.Tensor(np.random.default_rng(0).standard_normal((6, 16, 1, 1)).astype(np.float32))
+    results = {}
+    for conv, (g, d) in nets.items():
+        def loss(inp):
+            return d(g(inp)).sum()
+        grad_fn = ms.jit(ms.value_and_grad(loss, None, g.trainable_params() + d.trainable_params()))
+        value, grads = grad_fn(z)
+        results[conv] = [g(z).asnumpy(), value.asnumpy()] + [grad.asnumpy() for grad in grads]
+    assert_same_values(results["compiled"], results["builtin"])

@@ -1,0 +1,145 @@
+"""Compiled CPU kernels for the DCGAN's strided convolutions (kernel 4, stride 2, padding 1).
+
+On the CPU, MindSpore's own Conv2d and Conv2dTranspose kernels are 1.5-3x slower than PyTorch's,
+mostly in backward (``python benchmarks/bench_step.py --layers``). ``csrc/conv4x4s2.cc`` computes the
+same layers as patch extraction plus one matrix product (oneDNN's sgemm, from the libdnnl inside
+MindSpore); this module compiles it once with the system's C++ compiler and exposes it as
+MindSpore "aot" custom operators with their gradients, for ``models.StridedConv2d(Transpose)``.
+
+- Same mathematics: the layers keep MindSpore's weights, shapes and parameter names, so checkpoints
+  are interchangeable, and ``tests/test_models.py`` checks outputs and gradients against
+  ``nn.Conv2d`` / ``nn.Conv2dTranspose`` in graph and PyNative mode.
+- Only for ``device_target`` CPU; GPU and Ascend use MindSpore's layers, which are fast there.
+- The library is cached in ``$DCGAN_MS_CACHE`` (default ``~/.cache/dcgan_ms``), named by a hash of
+  the source, compiler and MindSpore, so editing the source or upgrading MindSpore rebuilds it.
+- ``choice`` (``--conv`` on the command line): "auto" uses the compiled kernels on CPU when they
+  build and says in one line why not otherwise; "compiled" insists; "builtin" never uses them.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import mindspore as ms
+from mindspore import ops
+
+from .errors import UserError
+
+SOURCE = Path(__file__).parent / "csrc" / "conv4x4s2.cc"
+CHOICES = ("auto", "compiled", "builtin")
+FLAGS = ["-O3", "-std=c++14", "-shared", "-fPIC", "-pthread"]
+
+
+class Unavailable(Exception):
+    """The compiled kernels cannot be built or used here; the message says why."""
+
+
+def cache_dir():
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dcgan_ms"
+    return Path(os.environ.get("DCGAN_MS_CACHE") or default)
+
+
+@lru_cache(maxsize=None)
+def build():
+    """Path of the compiled library, compiling it on first use (about a second)."""
+    compiler = os.environ.get("CXX", "g++")
+    if not shutil.which(compiler):
+        raise Unavailable(f"no C++ compiler ({compiler}) on PATH")
+    ms_lib = Path(ms.__file__).parent / "lib"
+    if not (ms_lib / "libdnnl.so.3").exists():
+        raise Unavailable(f"this MindSpore has no {ms_lib / 'libdnnl.so.3'} to take the matrix product from")
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(FLAGS).encode(), str(ms_lib).encode(),
+                                     ms.__version__.encode()])).hexdigest()[:16]
+    lib = cache_dir() / f"conv4x4s2-{key}.so"
+    if lib.exists():
+        return lib
+    try:
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=lib.parent)  # then rename: parallel workers may build too
+        os.close(fd)
+    except OSError as e:
+        raise Unavailable(f"cannot write to the cache {lib.parent} ({e.strerror}); set DCGAN_MS_CACHE") from None
+    cmd = [compiler, *FLAGS, str(SOURCE), "-o", tmp, f"-L{ms_lib}", "-l:libdnnl.so.3", f"-Wl,-rpath,{ms_lib}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        os.unlink(tmp)
+        first = next((line for line in proc.stderr.splitlines() if "error" in line), proc.stderr.strip()[:200])
+        raise Unavailable(f"compiling {SOURCE.name} failed: {first}")
+    os.replace(tmp, lib)
+    return lib
+
+
+def use_compiled(choice="auto"):
+    """Whether layers built now compute with the compiled kernels (see the module's docstring)."""
+    if choice not in CHOICES:
+        raise UserError(f"conv must be one of {', '.join(CHOICES)}, got {choice!r}")
+    if choice == "builtin":
+        return False
+    device = ms.get_context("device_target")
+    if device != "CPU":
+        if choice == "compiled":
+            raise UserError(f"--conv compiled runs only on CPU, not on {device}: use --conv auto")
+        return False
+    try:
+        build()
+        return True
+    except Unavailable as e:
+        if choice == "compiled":
+            raise UserError(f"the compiled CPU convolutions are unavailable: {e}; use --conv builtin") from None
+        _say_once(f"note: using MindSpore's built-in convolutions, slower on CPU: {e} (pass --conv builtin "
+                  "to skip this check)")
+        return False
+
+
+@lru_cache(maxsize=None)
+def _say_once(message):
+    print(message, file=sys.stderr)
+
+
+def _forward_shape(x, w):
+    if len(x) != 4 or x[2] % 2 or x[3] % 2:
+        raise ValueError(f"the compiled 4x4/2 convolution needs NCHW input of even height and width, got {x}")
+    return [x[0], w[0], x[2] // 2, x[3] // 2]
+
+
+def _input_grad_shape(dy, w):
+    return [dy[0], w[1], dy[2] * 2, dy[3] * 2]
+
+
+def _weight_grad_shape(x, dy):
+    return [dy[1], x[1], 4, 4]
+
+
+def _same_dtype(a, _):
+    return a
+
+
+@lru_cache(maxsize=None)
+def operators():
+    """(conv2d, conv2d_transpose): ``conv2d(x, w)`` is ``nn.Conv2d(cin, cout, 4, 2, "pad", 1)`` with
+    weight w (cout, cin, 4, 4); ``conv2d_transpose(x, w)`` is ``nn.Conv2dTranspose(cin, cout, 4, 2,
+    "pad", 1)`` with weight w (cin, cout, 4, 4). Both differentiable in x and w."""
+    lib = str(build())
+
+    def custom(name, out_shape, bprop=None):
+        return ops.Custom(f"{lib}:{name}", out_shape=out_shape, out_dtype=_same_dtype, func_type="aot", bprop=bprop)
+
+    conv_forward = custom("ConvForward", _forward_shape)
+    conv_input_grad = custom("ConvInputGrad", _input_grad_shape)
+    conv_weight_grad = custom("ConvWeightGrad", _weight_grad_shape)
+
+    def conv2d_bprop(x, w, out, dout):
+        return conv_input_grad(dout, w), conv_weight_grad(x, dout)
+
+    # A transposed conv is the conv's input gradient; so its own gradients are the conv's forward
+    # (for x) and the conv's weight gradient with the roles of input and output swapped (for w).
+    def conv2d_transpose_bprop(x, w, out, dout):
+        return conv_forward(dout, w), conv_weight_grad(dout, x)
+
+    return (custom("ConvForward", _forward_shape, conv2d_bprop),
+            custom("ConvInputGrad", _input_grad_shape, conv2d_transpose_bprop))

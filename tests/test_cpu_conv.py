@@ -1,0 +1,88 @@
+"""Building and choosing the compiled CPU convolution kernels (dcgan_ms/cpu_conv.py), and the CPU
+runtime setting that goes with them. Their mathematics is tested in test_models.py."""
+import os
+import subprocess
+import sys
+
+import mindspore as ms
+import pytest
+
+from conftest import REPO, run_cli
+from dcgan_ms import cpu_conv
+from dcgan_ms.errors import UserError
+
+
+@pytest.fixture
+def fresh_build(monkeypatch, tmp_path):
+    """An empty library cache, and ``build`` forgetting what it built before and after the test."""
+    monkeypatch.setenv("DCGAN_MS_CACHE", str(tmp_path / "cache"))
+    cpu_conv.build.cache_clear()
+    cpu_conv._say_once.cache_clear()
+    yield tmp_path
+    cpu_conv.build.cache_clear()
+
+
+def test_build_compiles_once_into_the_cache_and_rebuilds_when_the_source_changes(fresh_build, monkeypatch):
+    lib = cpu_conv.build()
+    assert lib.parent == fresh_build / "cache" and lib.exists()
+    cpu_conv.build.cache_clear()
+    assert cpu_conv.build() == lib  # found in the cache, not rebuilt under another name
+    edited = fresh_build / "conv4x4s2.cc"
+    edited.write_text(cpu_conv.SOURCE.read_text() + "\n// edited\n")
+    monkeypatch.setattr(cpu_conv, "SOURCE", edited)
+    cpu_conv.build.cache_clear()
+    assert cpu_conv.build() != lib
+    assert sorted(p.suffix for p in (fresh_build / "cache").iterdir()) == [".so", ".so"]  # no temp files left
+
+
+def test_without_a_compiler_auto_falls_back_with_one_line_and_compiled_is_an_error(fresh_build, monkeypatch, capsys):
+    monkeypatch.setenv("CXX", "no-such-c++")
+    assert cpu_conv.use_compiled("auto") is False
+    assert cpu_conv.use_compiled("auto") is False
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no C++ compiler (no-such-c++)" in err and "built-in convolutions" in err
+    with pytest.raises(UserError, match="unavailable: no C\\+\\+ compiler.*--conv builtin"):
+        cpu_conv.use_compiled("compiled")
+    assert cpu_conv.use_compiled("builtin") is False
+
+
+def test_a_source_that_does_not_compile_is_reported_with_the_compilers_error(fresh_build, monkeypatch):
+    broken = fresh_build / "broken.cc"
+    broken.write_text("int f( {\n")
+    monkeypatch.setattr(cpu_conv, "SOURCE", broken)
+    with pytest.raises(cpu_conv.Unavailable, match="compiling broken.cc failed: .*error"):
+        cpu_conv.build()
+    assert not list((fresh_build / "cache").iterdir())  # the failed output is not left behind
+
+
+def test_other_devices_use_mindspores_layers(monkeypatch):
+    monkeypatch.setattr(cpu_conv.ms, "get_context", lambda key: "GPU")
+    assert cpu_conv.use_compiled("auto") is False
+    with pytest.raises(UserError, match="only on CPU, not on GPU"):
+        cpu_conv.use_compiled("compiled")
+    with pytest.raises(UserError, match="conv must be one of auto, compiled, builtin"):
+        cpu_conv.use_compiled("fast")
+
+
+def test_train_with_conv_compiled_and_no_compiler_exits_with_one_line(tmp_path, flat_images):
+    proc = run_cli("dcgan_ms.train", "--data_root", flat_images, "--batch_size", "8", "--ngf", "8", "--ndf", "8",
+                   "--max_steps", "1", "--output_dir", str(tmp_path / "run"), "--no_progress", "--conv", "compiled",
+                   env={"CXX": "no-such-c++", "DCGAN_MS_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode != 0
+    assert proc.stderr.strip().count("\n") == 0 and "--conv builtin" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def blocking_run_after_set_device(value):
+    env = {k: v for k, v in os.environ.items() if k != "MS_DEV_HOST_BLOCKING_RUN"}
+    if value is not None:
+        env["MS_DEV_HOST_BLOCKING_RUN"] = value
+    code = "import os; from dcgan_ms.runtime import set_device; set_device('CPU'); print(os.environ['MS_DEV_HOST_BLOCKING_RUN'])"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_set_device_cpu_runs_graphs_on_the_calling_thread_unless_the_user_chose_otherwise():
+    assert blocking_run_after_set_device(None) == "1"
+    assert blocking_run_after_set_device("0") == "0"
