@@ -1,7 +1,7 @@
 """Compiled CPU kernels for the DCGAN's strided convolutions (kernel 4, stride 2, padding 1).
 
-On the CPU, MindSpore's own Conv2d and Conv2dTranspose kernels are 1.5-3x slower than PyTorch's,
-mostly in backward (``python benchmarks/bench_step.py --layers``). ``csrc/conv4x4s2.cc`` computes the
+On the CPU, MindSpore's own Conv2d and Conv2dTranspose kernels take 1.1-1.5x the time of these
+for forward + backward (``python benchmarks/bench_step.py --layers``). ``csrc/conv4x4s2.cc`` computes the
 same layers as patch extraction plus one matrix product (oneDNN's sgemm, from the libdnnl inside
 MindSpore); this module compiles it once with the system's C++ compiler and exposes it as
 MindSpore "aot" custom operators with their gradients, for ``models.StridedConv2d(Transpose)``.

@@ -27,7 +27,7 @@ same results to float rounding: ``tests/test_models.py``; timings from
   LeakyReLU kernels take about 0.2 s on D's first activation, this form about 0.07 s.
 - On CPU, the eight strided (kernel 4, stride 2, padding 1) convolutions run compiled kernels
   (``StridedConv2d``, ``StridedConv2dTranspose``, ``cpu_conv.py``) unless ``conv="builtin"``:
-  forward + backward 0.25-0.29 s per layer instead of 0.35-0.45 s.
+  forward + backward 0.25-0.37 s on the large layers instead of 0.29-0.43 s.
 """
 from mindspore import nn, ops
 from mindspore.common.initializer import Normal
