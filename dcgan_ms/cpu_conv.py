@@ -11,12 +11,14 @@ MindSpore "aot" custom operators with their gradients, for ``models.StridedConv2
   ``nn.Conv2d`` / ``nn.Conv2dTranspose`` in graph and PyNative mode.
 - Only for ``device_target`` CPU; GPU and Ascend use MindSpore's layers, which are fast there.
 - The library is cached in ``$DCGAN_MS_CACHE`` (default ``~/.cache/dcgan_ms``), named by a hash of
-  the source, compiler and MindSpore, so editing the source or upgrading MindSpore rebuilds it.
+  the source, compiler, MindSpore and CPU architecture, so editing the source or upgrading
+  MindSpore rebuilds it (and a home folder shared by x86 and ARM machines keeps one of each).
 - ``choice`` (``--conv`` on the command line): "auto" uses the compiled kernels on CPU when they
   build and says in one line why not otherwise; "compiled" insists; "builtin" never uses them.
 """
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -54,7 +56,7 @@ def build():
         raise Unavailable(f"this MindSpore has no {ms_lib / 'libdnnl.so.3'} to take the matrix product from")
     source = SOURCE.read_bytes()
     key = hashlib.sha256(b"\0".join([source, compiler.encode(), " ".join(FLAGS).encode(), str(ms_lib).encode(),
-                                     ms.__version__.encode()])).hexdigest()[:16]
+                                     ms.__version__.encode(), platform.machine().encode()])).hexdigest()[:16]
     lib = cache_dir() / f"conv4x4s2-{key}.so"
     if lib.exists():
         return lib
