@@ -45,9 +45,24 @@ def cache_dir():
     return Path(os.environ.get("DCGAN_MS_CACHE") or default)
 
 
-@lru_cache(maxsize=None)
 def build():
-    """Path of the compiled library, compiling it on first use (about a second)."""
+    """Path of the compiled library, compiling it on first use (about a second). A failure is
+    remembered too, so that every model built in the process does not run the compiler again."""
+    lib, error = _build_once()
+    if error:
+        raise error
+    return lib
+
+
+@lru_cache(maxsize=None)
+def _build_once():
+    try:
+        return _build(), None
+    except Unavailable as e:
+        return None, e
+
+
+def _build():
     compiler = os.environ.get("CXX", "g++")
     if not shutil.which(compiler):
         raise Unavailable(f"no C++ compiler ({compiler}) on PATH")

@@ -16,21 +16,21 @@ from dcgan_ms.errors import UserError
 def fresh_build(monkeypatch, tmp_path):
     """An empty library cache, and ``build`` forgetting what it built before and after the test."""
     monkeypatch.setenv("DCGAN_MS_CACHE", str(tmp_path / "cache"))
-    cpu_conv.build.cache_clear()
+    cpu_conv._build_once.cache_clear()
     cpu_conv._say_once.cache_clear()
     yield tmp_path
-    cpu_conv.build.cache_clear()
+    cpu_conv._build_once.cache_clear()
 
 
 def test_build_compiles_once_into_the_cache_and_rebuilds_when_the_source_changes(fresh_build, monkeypatch):
     lib = cpu_conv.build()
     assert lib.parent == fresh_build / "cache" and lib.exists()
-    cpu_conv.build.cache_clear()
+    cpu_conv._build_once.cache_clear()
     assert cpu_conv.build() == lib  # found in the cache, not rebuilt under another name
     edited = fresh_build / "conv4x4s2.cc"
     edited.write_text(cpu_conv.SOURCE.read_text() + "\n// edited\n")
     monkeypatch.setattr(cpu_conv, "SOURCE", edited)
-    cpu_conv.build.cache_clear()
+    cpu_conv._build_once.cache_clear()
     assert cpu_conv.build() != lib
     assert sorted(p.suffix for p in (fresh_build / "cache").iterdir()) == [".so", ".so"]  # no temp files left
 
@@ -53,6 +53,9 @@ def test_a_source_that_does_not_compile_is_reported_with_the_compilers_error(fre
     with pytest.raises(cpu_conv.Unavailable, match="compiling broken.cc failed: .*error"):
         cpu_conv.build()
     assert not list((fresh_build / "cache").iterdir())  # the failed output is not left behind
+    monkeypatch.setattr(cpu_conv, "SOURCE", fresh_build / "absent.cc")
+    with pytest.raises(cpu_conv.Unavailable, match="compiling broken.cc failed"):  # remembered, not rerun
+        cpu_conv.build()
 
 
 def test_other_devices_use_mindspores_layers(monkeypatch):

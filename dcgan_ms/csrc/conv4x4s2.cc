@@ -97,24 +97,24 @@ int available_cpus() {
 }
 
 // One problem: batch N of x[C,H,W] against O filters; chunks of nb samples, so that each matrix
-// product has at least ~512 columns even on the 4x4 feature maps.
+// product has at least ~512 columns even on the 4x4 feature maps, shared by `threads` threads.
 struct Conv {
   int N, C, H, W, O;
   dim_t P, K;
-  int nb, chunks;
+  int nb, chunks, threads;
   Conv(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o) : N(n), C(c), H(h), W(w), O(o) {
     P = (dim_t)(H / 2) * (W / 2);
     K = (dim_t)C * KS * KS;
     nb = (int)std::min<dim_t>(N, std::max<dim_t>(1, (512 + P - 1) / P));
     chunks = (N + nb - 1) / nb;
+    threads = std::min(available_cpus(), chunks);
   }
   // Run body(thread, n0, cnt, col, mat) on every chunk; each thread has its own patch buffer col
   // (K x nb*P) and map buffer mat (O x nb*P). The chunks go to the threads as they become free, or,
   // with fixed_order, thread t takes chunks t, t + threads, ... in order: then what a thread sums up
   // is the same in every run, and so are the rounding errors (resumed runs rely on it).
   template <class F>
-  int parallel(F body, bool fixed_order = false) const {
-    const int threads = std::min(available_cpus(), chunks);
+  void parallel(F body, bool fixed_order = false) const {
     std::atomic<int> next(0);
     auto work = [&](int t) {
       std::unique_ptr<float[]> col(new float[K * nb * P]), mat(new float[(dim_t)O * nb * P]);
@@ -128,7 +128,6 @@ struct Conv {
     for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
     work(0);
     for (auto &th : pool) th.join();
-    return threads;
   }
 };
 
@@ -152,8 +151,8 @@ void conv_input_grad(const float *dy, const float *w, float *dx, const Conv &p) 
 
 void conv_weight_grad(const float *x, const float *dy, float *dw, const Conv &p) {
   const dim_t size = (dim_t)p.O * p.K;
-  std::vector<std::vector<float>> partial(available_cpus(), std::vector<float>(size, 0.f));
-  const int threads = p.parallel([&](int t, int n0, int cnt, float *col, float *dyc) {
+  std::vector<std::vector<float>> partial(p.threads, std::vector<float>(size, 0.f));
+  p.parallel([&](int t, int n0, int cnt, float *col, float *dyc) {
     const dim_t L = cnt * p.P;
     for (int j = 0; j < cnt; ++j) im2col(x + (dim_t)(n0 + j) * p.C * p.H * p.W, p.C, p.H, p.W, col + j * p.P, L);
     gather(dy, n0, cnt, p.O, p.P, dyc);
@@ -161,7 +160,7 @@ void conv_weight_grad(const float *x, const float *dy, float *dw, const Conv &p)
   }, /*fixed_order=*/true);
   for (dim_t i = 0; i < size; ++i) {
     float s = 0.f;
-    for (int t = 0; t < threads; ++t) s += partial[t][i];
+    for (int t = 0; t < p.threads; ++t) s += partial[t][i];
     dw[i] = s;
   }
 }
