@@ -11,7 +11,7 @@ A run keeps them in ``<output_dir>/checkpoints/step_<step>.ckpt``, one MindSpore
 Randomness needs no saved state. Each epoch shuffles with a seed made of --seed and the epoch, so a
 resumed run re-creates that epoch's order and skips the ``step_in_epoch`` batches already done;
 each step draws z and instance noise from a generator seeded by (--seed, device, step)
-(``train.step_rng``).
+(``loop.step_rng``).
 
 Each file is written to a temporary name and renamed (``checkpoint.save``), so a kill at any
 moment leaves every earlier file whole, and with MindSpore's CRC (``crc_check=True``), so a file
@@ -42,6 +42,12 @@ def state_paths(output_dir):
         return []
     found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := _NAME.match(name))]
     return [os.path.join(folder, name) for _, name in sorted(found, reverse=True)]
+
+
+def newest_step(output_dir):
+    """The step of the run's newest resume checkpoint (by its name), 0 if there is none."""
+    paths = state_paths(output_dir)
+    return int(_NAME.match(os.path.basename(paths[0])).group(1)) if paths else 0
 
 
 def save_state(output_dir, cells, fixed_noise, keep, **scalars_and_json):

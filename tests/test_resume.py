@@ -214,7 +214,7 @@ def test_resume_restores_weights_and_optimizer_states_exactly(tmp_path):
 
 
 def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, images, monkeypatch):
-    from dcgan_ms import train
+    from dcgan_ms import session, train
 
     real_save = ms.save_checkpoint
     calls = {"state": 0}
@@ -233,7 +233,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, images, 
     args = train.parse_args(flags(images, out, "--save_every", "2", "--max_steps", "6")[1:])
     with pytest.raises(UserError, match=r"could not write checkpoint .*step_0000004\.ckpt .*No space left on device"
                                         r".*disk is not full"):
-        train.train(args)
+        session.train(args)
     assert checkpoint_steps(out) == [2]
     assert resume.latest_state(str(out))["step"] == 2
     assert not [n for n in os.listdir(out / "checkpoints") if n.startswith(".")], "temporary file left behind"

@@ -37,6 +37,51 @@ def _shade(colour, factor):
     return tuple(int(c * factor) for c in colour)
 
 
+def _fringe(d, rng, hair, cx, top, fw, fh, u):
+    """Fringe over the forehead, in one of several cuts."""
+    fringe = rng.choice(FRINGES)
+    line = top + fh * rng.uniform(0.55, 0.8)  # how far the fringe falls
+    d.ellipse([cx - fw * 1.12, top - fh * 0.28, cx + fw * 1.12, top + fh * 0.75], fill=hair)
+    if fringe == "spiky":
+        n = rng.randint(4, 6)
+        xs = [cx - fw * 1.05 + i * (2.1 * fw / n) for i in range(n + 1)]
+        for a, b in zip(xs, xs[1:]):
+            d.polygon([(a, top + fh * 0.2), (b, top + fh * 0.2),
+                       ((a + b) / 2 + rng.uniform(-3, 3) * u, line + rng.uniform(-4, 4) * u)],
+                      fill=hair)
+    elif fringe == "blunt":
+        d.rectangle([cx - fw * 0.98, top + fh * 0.2, cx + fw * 0.98, line], fill=hair)
+    elif fringe == "side":
+        sign = rng.choice((-1, 1))
+        d.polygon([(cx - sign * fw * 1.0, top + fh * 0.2), (cx + sign * fw * 1.0, top + fh * 0.2),
+                   (cx + sign * fw * 1.0, line + fh * 0.15), (cx - sign * fw * 0.2, top + fh * 0.35)],
+                  fill=hair)
+    else:  # parted in the middle, two curtains
+        for sign in (-1, 1):
+            d.polygon([(cx, top + fh * 0.1), (cx + sign * fw * 1.0, top + fh * 0.25),
+                       (cx + sign * fw * 1.0, line + fh * 0.2), (cx + sign * fw * 0.25, top + fh * 0.4)],
+                      fill=hair)
+
+
+def _eyes(d, rng, eye, cx, cy, fw, fh, u):
+    """Eyes: large ellipses with an iris, a pupil, highlights and a dark upper lash line; returns their
+    place and size (ey, ex, ew, eh)."""
+    ey = cy + fh * rng.uniform(0.05, 0.2)
+    ex = fw * rng.uniform(0.42, 0.52)
+    ew = fw * rng.uniform(0.2, 0.27)
+    eh = ew * rng.uniform(1.2, 1.6)
+    for sign in (-1, 1):
+        x = cx + sign * ex
+        d.ellipse([x - ew, ey - eh, x + ew, ey + eh], fill=(255, 255, 255))
+        d.ellipse([x - ew * 0.85, ey - eh * 0.8, x + ew * 0.85, ey + eh], fill=eye)
+        d.ellipse([x - ew * 0.4, ey - eh * 0.2, x + ew * 0.4, ey + eh * 0.55], fill=_shade(eye, 0.35))
+        d.ellipse([x - ew * 0.6, ey - eh * 0.6, x - ew * 0.1, ey - eh * 0.15], fill=(255, 255, 255))
+        d.ellipse([x + ew * 0.2, ey + eh * 0.3, x + ew * 0.45, ey + eh * 0.55], fill=(255, 255, 255))
+        d.line([(x - ew * 1.15, ey - eh * 0.75), (x, ey - eh * 1.05), (x + ew * 1.15, ey - eh * 0.75)],
+               fill=(40, 30, 35), width=int(2.2 * u))
+    return ey, ex, ew, eh
+
+
 def draw_avatar(rng):
     """Draw one 96x96 RGB avatar with the random source ``rng`` (a ``random.Random``)."""
     s = SIZE * SCALE
@@ -66,44 +111,8 @@ def draw_avatar(rng):
     d.polygon([(cx - fw * 0.97, cy), (cx + fw * 0.97, cy), (cx + fw * 0.45, cy + fh * 0.8),
                (cx, chin), (cx - fw * 0.45, cy + fh * 0.8)], fill=skin)
 
-    # Fringe over the forehead, in one of several cuts.
-    fringe = rng.choice(FRINGES)
-    line = top + fh * rng.uniform(0.55, 0.8)  # how far the fringe falls
-    d.ellipse([cx - fw * 1.12, top - fh * 0.28, cx + fw * 1.12, top + fh * 0.75], fill=hair)
-    if fringe == "spiky":
-        n = rng.randint(4, 6)
-        xs = [cx - fw * 1.05 + i * (2.1 * fw / n) for i in range(n + 1)]
-        for a, b in zip(xs, xs[1:]):
-            d.polygon([(a, top + fh * 0.2), (b, top + fh * 0.2),
-                       ((a + b) / 2 + rng.uniform(-3, 3) * u, line + rng.uniform(-4, 4) * u)],
-                      fill=hair)
-    elif fringe == "blunt":
-        d.rectangle([cx - fw * 0.98, top + fh * 0.2, cx + fw * 0.98, line], fill=hair)
-    elif fringe == "side":
-        sign = rng.choice((-1, 1))
-        d.polygon([(cx - sign * fw * 1.0, top + fh * 0.2), (cx + sign * fw * 1.0, top + fh * 0.2),
-                   (cx + sign * fw * 1.0, line + fh * 0.15), (cx - sign * fw * 0.2, top + fh * 0.35)],
-                  fill=hair)
-    else:  # parted in the middle, two curtains
-        for sign in (-1, 1):
-            d.polygon([(cx, top + fh * 0.1), (cx + sign * fw * 1.0, top + fh * 0.25),
-                       (cx + sign * fw * 1.0, line + fh * 0.2), (cx + sign * fw * 0.25, top + fh * 0.4)],
-                      fill=hair)
-
-    # Eyes: large ellipses with an iris, a pupil, highlights and a dark upper lash line.
-    ey = cy + fh * rng.uniform(0.05, 0.2)
-    ex = fw * rng.uniform(0.42, 0.52)
-    ew = fw * rng.uniform(0.2, 0.27)
-    eh = ew * rng.uniform(1.2, 1.6)
-    for sign in (-1, 1):
-        x = cx + sign * ex
-        d.ellipse([x - ew, ey - eh, x + ew, ey + eh], fill=(255, 255, 255))
-        d.ellipse([x - ew * 0.85, ey - eh * 0.8, x + ew * 0.85, ey + eh], fill=eye)
-        d.ellipse([x - ew * 0.4, ey - eh * 0.2, x + ew * 0.4, ey + eh * 0.55], fill=_shade(eye, 0.35))
-        d.ellipse([x - ew * 0.6, ey - eh * 0.6, x - ew * 0.1, ey - eh * 0.15], fill=(255, 255, 255))
-        d.ellipse([x + ew * 0.2, ey + eh * 0.3, x + ew * 0.45, ey + eh * 0.55], fill=(255, 255, 255))
-        d.line([(x - ew * 1.15, ey - eh * 0.75), (x, ey - eh * 1.05), (x + ew * 1.15, ey - eh * 0.75)],
-               fill=(40, 30, 35), width=int(2.2 * u))
+    _fringe(d, rng, hair, cx, top, fw, fh, u)
+    ey, ex, ew, eh = _eyes(d, rng, eye, cx, cy, fw, fh, u)
 
     # Blush and mouth.
     if rng.random() < 0.5:

@@ -1,0 +1,180 @@
+"""The training loop: the tutorial's ``for epoch: for batch: train_step`` and nothing else.
+
+``train_loop`` draws the noise of each step, runs ``train_step``, stops on a non-finite loss and
+tells its callbacks (``dcgan_ms/callbacks.py``) what happened: a step ended, an epoch ended,
+training ended. Everything a run writes or shows (the log, the progress bar, the grids,
+checkpoints, Ctrl-C handling) is a callback, so this file holds no file I/O and reads in one
+screen. ``python -m dcgan_ms.train`` runs this same loop with the full set of callbacks
+(``dcgan_ms/session.py`` builds them).
+"""
+import dataclasses
+import itertools
+import math
+import re
+import time
+
+import mindspore as ms
+import mindspore.dataset as ds
+import numpy as np
+
+from .models import NZ
+
+
+@dataclasses.dataclass
+class Position:
+    """Where training is: ``step`` steps done in all, the last of them in ``epoch`` (counted from 1),
+    ``step_in_epoch`` of them in that epoch."""
+    step: int = 0
+    epoch: int = 1
+    step_in_epoch: int = 0
+
+
+@dataclasses.dataclass
+class Losses:
+    """What one step returned: G's and D's losses, the batch means of D(x) and D(G(z)), and speed."""
+    g_loss: float
+    d_loss: float
+    d_real: float
+    d_fake: float
+    seconds: float = 0.0
+    batch_size: int = 0
+
+
+class StopTraining(Exception):
+    """Ends training early. ``reason``: "interrupted" (Ctrl-C or SIGTERM), "data error" (an image that
+    cannot be read), "non-finite loss", "aborted" (a second Ctrl-C). ``save``: whether the callbacks
+    save what was done (never after a non-finite loss, whose step is not kept)."""
+
+    def __init__(self, reason, message="", save=True):
+        super().__init__(message or reason)
+        self.reason, self.message, self.save = reason, message, save
+
+
+class Callback:
+    """What the loop tells, as MindSpore's and Keras' callbacks name it; override what you need.
+    A callback may raise StopTraining from any hook but ``on_train_end`` to end training."""
+
+    def on_train_begin(self, position):
+        pass
+
+    def on_step_end(self, position, losses, real_imgs):
+        """After each step: ``losses`` (a Losses), ``real_imgs`` the batch it trained on."""
+
+    def on_epoch_end(self, position):
+        """After the last step of an epoch, and after the last step of training mid-epoch."""
+
+    def on_train_end(self, position, stop):
+        """Always, last: ``stop`` is None when all steps are done, else the StopTraining that ended it."""
+
+
+class CallbackList(Callback):
+    """Several callbacks, told in their order."""
+
+    def __init__(self, callbacks):
+        self.callbacks = list(callbacks)
+
+    def on_train_begin(self, position):
+        for c in self.callbacks:
+            c.on_train_begin(position)
+
+    def on_step_end(self, position, losses, real_imgs):
+        for c in self.callbacks:
+            c.on_step_end(position, losses, real_imgs)
+
+    def on_epoch_end(self, position):
+        for c in self.callbacks:
+            c.on_epoch_end(position)
+
+    def on_train_end(self, position, stop):
+        """Every callback's, even when one fails (so files are closed and signal handlers restored);
+        then the first failure is raised."""
+        failures = []
+        for c in self.callbacks:
+            try:
+                c.on_train_end(position, stop)
+            except Exception as e:  # noqa: PERF203 (each callback must get its turn)
+                failures.append(e)
+        if failures:
+            raise failures[0]
+
+
+def train_loop(train_step, dataset, total_steps, nz=NZ, seed=1, instance_noise=0.0, rank=0, position=None,
+               callbacks=()):
+    """Train until ``total_steps`` steps are done (continuing from ``position``, a resumed run's).
+
+    ``train_step(real_imgs, z[, noise])`` is ``step.make_train_step``'s; ``dataset`` yields batches of
+    real images. Returns None, or the StopTraining that ended training early.
+    """
+    position = position or Position()
+    callbacks = CallbackList(callbacks)
+    callbacks.on_train_begin(position)
+    stop = None
+    try:
+        while position.step < total_steps:
+            for real_imgs in epoch_batches(dataset, seed, position):
+                start = time.perf_counter()
+                rng = step_rng(seed, rank, position.step)  # this step's z and instance noise
+                z = ms.Tensor(rng.standard_normal((real_imgs.shape[0], nz, 1, 1), dtype=np.float32))
+                noise = (ms.Tensor(rng.standard_normal((3, *real_imgs.shape), dtype=np.float32)),
+                         ) if instance_noise else ()
+                g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z, *noise))
+                losses = Losses(g_loss, d_loss, d_real, d_fake, time.perf_counter() - start, real_imgs.shape[0])
+                if not (math.isfinite(g_loss) and math.isfinite(d_loss)):  # this step is neither logged nor saved
+                    raise StopTraining("non-finite loss", f"losses became non-finite at step {position.step + 1} "
+                                       f"(G {g_loss}, D {d_loss})", save=False)
+                position.step, position.step_in_epoch = position.step + 1, position.step_in_epoch + 1
+                callbacks.on_step_end(position, losses, real_imgs)
+                if position.step >= total_steps:
+                    break
+            callbacks.on_epoch_end(position)  # the end of an epoch, or of training
+            position.epoch, position.step_in_epoch = position.epoch + 1, 0
+    except StopTraining as raised:  # Ctrl-C, an unreadable image, a non-finite loss
+        stop = raised
+    except KeyboardInterrupt:  # a second Ctrl-C: stop at once, save nothing more
+        stop = StopTraining("aborted", save=False)
+    except BaseException:  # a bug or a full disk: let the callbacks close their files, then report it
+        callbacks.on_train_end(position, StopTraining("failed", save=False))
+        raise
+    callbacks.on_train_end(position, stop)
+    return stop
+
+
+def step_rng(seed, rank, step):
+    """The random generator of one step on one device, for its z and instance noise: a function of
+    (seed, rank, step) alone, so every device draws its own noise and a resumed run draws exactly
+    what the uninterrupted run would have, with no generator state to save."""
+    return np.random.default_rng([seed, rank, step])
+
+
+def epoch_seed(seed, epoch):
+    """The data pipeline's shuffling seed for ``epoch``: a new order every epoch, the same on every
+    rank and in a resumed run."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] % (2 ** 31))
+
+
+def epoch_batches(dataset, seed, position):
+    """The batches of ``position.epoch`` still to do: shuffled by (seed, epoch), the first
+    ``position.step_in_epoch`` (done before a resume) skipped. An image the pipeline cannot decode
+    raises StopTraining("data error") naming it."""
+    ds.config.set_seed(epoch_seed(seed, position.epoch))  # read when the iterator is made
+    batches = dataset.create_tuple_iterator(num_epochs=1)
+    try:
+        for (real_imgs,) in itertools.islice(batches, position.step_in_epoch, None):
+            yield real_imgs
+    except RuntimeError as e:  # MindSpore's pipeline stops on the first image it cannot decode
+        message = data_error(e)
+        if message is None:
+            raise
+        raise StopTraining("data error", message) from None
+
+
+def data_error(error):
+    """One line naming the broken image, if ``error`` is MindSpore's data pipeline failing on one."""
+    text = str(error)
+    match = re.search(r"Invalid image, (.+?) decode failed", text)
+    if match:
+        return f"cannot decode image {match.group(1)} (truncated, empty or not an image)"
+    if "Dataset Pipeline Error Message" in text or "dataset pipeline" in text.lower():
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("-")]
+        return f"the data pipeline failed ({lines[-1][:200] if lines else 'no message'})"
+    return None

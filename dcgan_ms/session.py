@@ -1,0 +1,232 @@
+"""A training run of ``python -m dcgan_ms.train``: setup in one place, the loop, the outcome.
+
+    setup(config)                  device, cluster, data, networks, optimizers, train_step,
+                                   resume state, fixed noise: a Session
+    standard_callbacks(session)    the log, bar, checkpoints, pictures, signals, per-rank report;
+                                   rank 0 alone gets those that write pictures and files
+    train(config)                  setup -> loop.train_loop -> the outcome; raises UserError for
+                                   what the user must fix, never exits the process
+
+The loop itself is ``loop.train_loop``, the same one the notebook runs with fewer callbacks.
+"""
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from typing import Optional
+
+import numpy as np
+
+from . import callbacks as cb
+from . import config as config_module
+from . import resume
+from .config import TrainConfig
+from .errors import UserError
+from .loop import Position, train_loop
+from .models import NC
+
+GRID_SIZE = 64  # images in each progress grid (8 x 8)
+
+
+@dataclasses.dataclass
+class Session:
+    """Everything ``train_loop`` and the callbacks need, built by ``setup``."""
+    config: TrainConfig
+    rank: int
+    devices: int
+    data_root: str
+    dataset: object
+    steps_per_epoch: int
+    total_steps: int
+    generator: object
+    discriminator: object
+    optimizers: tuple
+    train_step: object
+    fixed_noise: np.ndarray
+    position: Position
+    record: dict  # config.json: the flags, the data folder, the step counts
+    resumed_from: Optional[str] = None
+
+    @property
+    def lead(self):
+        return self.rank == 0  # the rank that writes checkpoints and pictures
+
+
+def resolve_data_root(config):
+    """The folder of training images for the config (downloading the faces if needed)."""
+    from .data import FACES_DIR, SAMPLE_DIR, prepare_faces
+    if config.dataset == "sample":
+        return SAMPLE_DIR
+    if config.dataset == "faces":
+        return prepare_faces(config.data_root or FACES_DIR)
+    return config.data_root
+
+
+def prepare_output(output_dir):
+    try:
+        os.makedirs(os.path.join(output_dir, "samples"), exist_ok=True)
+        probe = os.path.join(output_dir, ".write_test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"cannot write to output folder {output_dir} ({e.strerror or e}): "
+                        "pass a writable --output_dir") from None
+
+
+def read_resume_state(config):
+    """(config, state): with --resume, the checkpoint and the run's own flags; else (config, None).
+    A new run refuses a folder that holds a run's checkpoints unless --overwrite."""
+    out = config.output_dir
+    if not config.resume:
+        if resume.state_paths(out) and not config.overwrite:
+            raise UserError(f"{out} already holds a training run (resume checkpoints in {out}/checkpoints): pass "
+                            "--resume to continue it, --overwrite to start over, or another --output_dir")
+        return config, None
+    state = (resume.latest_state(out, warn=lambda m: print(m, file=sys.stderr)) if config.resume == "latest"
+             else resume.read_state(config.resume))
+    return config_module.resumed(config, state["config"]), state
+
+
+def build_networks(config):
+    """G, D, their Adam optimizers and the (jitted) train step, as the tutorial builds them."""
+    from .models import Discriminator, Generator
+    from .step import make_optimizers, make_train_step
+    generator = Generator(config.nz, config.ngf, NC, config.conv)
+    discriminator = Discriminator(config.ndf, NC, config.conv)
+    generator.set_train()
+    discriminator.set_train()
+    optimizers = make_optimizers(generator, discriminator, config.lr, config.beta1)
+    train_step = make_train_step(generator, discriminator, *optimizers, jit=config.mode == "graph",
+                                 instance_noise=config.instance_noise, distributed=config.distributed)
+    return generator, discriminator, optimizers, train_step
+
+
+def starting_point(config, state, steps_per_epoch, cells):
+    """(position, fixed noise): a new run's, or the checkpoint's, whose weights and optimizer states
+    are copied into ``cells``."""
+    if state is None:
+        noise = np.random.default_rng(config.seed).standard_normal((GRID_SIZE, config.nz, 1, 1)).astype(np.float32)
+        return Position(), noise
+    resume.restore(cells, state)
+    if state["config"]["steps_per_epoch"] != steps_per_epoch:
+        print(f"warning: the data set changed since the checkpoint ({state['config']['steps_per_epoch']} -> "
+              f"{steps_per_epoch} steps per epoch): continuing on the images there now", file=sys.stderr)
+    position = Position(state["step"], max(state["epoch"], 1), state["step_in_epoch"])
+    if position.step_in_epoch >= steps_per_epoch:  # it stopped at an epoch's end
+        position.epoch, position.step_in_epoch = position.epoch + 1, 0
+    return position, state["fixed_noise"]
+
+
+def setup(config, data_root=None):
+    """Build the Session of ``config`` (a TrainConfig); ``data_root`` overrides the config's data."""
+    from .data import create_dataset
+    from .distributed import init_distributed
+    from .runtime import set_device, set_seed
+
+    config, state = read_resume_state(config)  # first: a resumed run's own flags decide everything below
+    set_device(config.device_target, config.device_id)
+    rank, devices = init_distributed() if config.distributed else (0, 1)
+    if state and devices != state["config"]["devices"]:
+        raise UserError(f"the run in {config.output_dir} trained on {state['config']['devices']} device(s), this one "
+                        f"has {devices}: resume it with the same number of devices")
+    data_root = data_root or resolve_data_root(config)
+    prepare_output(config.output_dir)
+    if rank == 0 and config.overwrite and not state:
+        for old in resume.state_paths(config.output_dir):
+            os.remove(old)
+    set_seed(config.seed)  # the same on every rank: same initial weights
+    dataset = create_dataset(data_root, config.batch_size, num_parallel_workers=config.num_workers,
+                             pixel_range=config.pixel_range, num_shards=devices if config.distributed else None,
+                             shard_id=rank if config.distributed else None)
+    steps_per_epoch = dataset.get_dataset_size()
+    total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
+    generator, discriminator, optimizers, train_step = build_networks(config)
+    position, fixed_noise = starting_point(config, state, steps_per_epoch, (generator, discriminator, *optimizers))
+    record = {**config.flags(), "data_root": os.path.abspath(data_root), "devices": devices,
+              "global_batch_size": config.batch_size * devices, "steps_per_epoch": steps_per_epoch,
+              "total_steps": total_steps}
+    session = Session(config, rank, devices, data_root, dataset, steps_per_epoch, total_steps, generator,
+                      discriminator, optimizers, train_step, fixed_noise, position, record,
+                      state["path"] if state else None)
+    if session.lead:
+        write_run_files(session)
+    return session
+
+
+def write_run_files(session):
+    """fixed_noise.npy and config.json, and the opening lines on stderr."""
+    c, out = session.config, session.config.output_dir
+    np.save(os.path.join(out, "fixed_noise.npy"), session.fixed_noise)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(session.record, f, indent=2)
+    many = session.devices > 1
+    print(f"training on {c.device_target} ({c.mode} mode{f', {session.devices} devices' if many else ''}): "
+          f"{session.data_root}, {session.steps_per_epoch} steps of {c.batch_size}{' per device' if many else ''} "
+          f"per epoch, {session.total_steps} steps; writing to {out}", file=sys.stderr)
+    if session.resumed_from:
+        print(f"resuming from {session.resumed_from}: step {session.position.step}, epoch {session.position.epoch}",
+              file=sys.stderr)
+
+
+def standard_callbacks(s):
+    """The callbacks of ``python -m dcgan_ms.train`` for Session ``s``, in the order they are told."""
+    c, out = s.config, s.config.output_dir
+    resume_step = s.position.step if s.resumed_from else None
+    log_path = os.path.join(out, f"log_rank{s.rank}.csv" if c.distributed else "log.csv")
+    swd_path = os.path.join(out, "swd.csv")
+    every_rank = [cb.CSVLog(log_path, resume_step),
+                  cb.ResumeCheckpoints(out, (s.generator, s.discriminator, *s.optimizers), s.fixed_noise, s.record,
+                                       s.steps_per_epoch, s.total_steps, c.keep_checkpoints, c.save_every,
+                                       0.0 if s.devices > 1 else c.save_minutes, s.devices, write=s.lead)]
+    lead_only = [cb.SWDTracker(swd_path, s.generator, s.data_root, c.swd_every, s.total_steps, c.swd_num, c.seed,
+                               c.pixel_range, resume_step),
+                 cb.WeightCheckpoints(out, s.generator, s.discriminator),
+                 cb.ProgressGrids(out, s.generator, s.fixed_noise),
+                 cb.LossPlot(out, log_path, swd_path),
+                 cb.Progress(s.total_steps, s.steps_per_epoch, out, s.devices, bar=not c.no_progress)]
+    callbacks = every_rank + (lead_only if s.lead else [])
+    if c.distributed:
+        callbacks.append(cb.RankReport(out, s.rank, s.devices, (s.generator, s.discriminator), list(callbacks)))
+    return callbacks + [cb.StopOnSignal()]
+
+
+def train(config, data_root=None, callbacks=None):
+    """Train as ``config`` (a TrainConfig) says, with ``standard_callbacks`` unless ``callbacks`` are
+    given. Returns a dict describing what was done ("interrupted": stopped by Ctrl-C or SIGTERM, with
+    everything saved); raises UserError when training stopped on something the user must fix."""
+    s = setup(config, data_root)
+    out = s.config.output_dir
+    if s.position.step >= s.total_steps:
+        if s.lead:
+            print(f"the run in {out} is complete ({s.position.step} of {s.total_steps} steps): pass a larger "
+                  "--epochs or --max_steps to train it further", file=sys.stderr)
+        return outcome(s, None, 0.0)
+    started = time.time()
+    stop = train_loop(s.train_step, s.dataset, s.total_steps, s.config.nz, s.config.seed, s.config.instance_noise,
+                      s.rank, s.position, standard_callbacks(s) if callbacks is None else callbacks)
+    if stop is not None and stop.reason != "interrupted":
+        raise UserError(stop_message(stop, s.position.step, out))
+    return outcome(s, stop, time.time() - started)
+
+
+def outcome(s, stop, seconds):
+    p = s.position
+    return {"output_dir": s.config.output_dir, "steps": p.step, "epochs": p.epoch if p.step_in_epoch else p.epoch - 1,
+            "seconds": seconds, "rank": s.rank, "devices": s.devices, "interrupted": stop is not None}
+
+
+def stop_message(stop, step, out):
+    """The one line for a run that stopped on something to fix, saying what is kept and what to do."""
+    saved = resume.newest_step(out)
+    if stop.reason == "data error":
+        return (f"{stop.message}: remove or replace that file and continue with --resume --output_dir {out}"
+                + (f" (the checkpoints hold the {step} steps done)" if step else ""))
+    if stop.reason == "non-finite loss":
+        kept = (f"the newest checkpoint in {out}/checkpoints, from step {saved}, is kept" if saved
+                else "no checkpoint had been written yet")
+        return f"{stop.message}; training stopped and {kept}: try a lower --lr"
+    return (f"aborted at step {step} without saving; the newest checkpoint in {out}/checkpoints is from step {saved}: "
+            f"continue with --resume --output_dir {out}")

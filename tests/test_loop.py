@@ -1,0 +1,114 @@
+"""The training loop's contract with its callbacks, on a real (tiny) dataset and a stand-in train step,
+and the shape the loop keeps so that a learner can read it."""
+import ast
+import glob
+import inspect
+import os
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from dcgan_ms.data import create_dataset
+from dcgan_ms.loop import Callback, Position, StopTraining, train_loop
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_train_begin(self, position):
+        self.events.append(("begin", position.step))
+
+    def on_step_end(self, position, losses, real_imgs):
+        self.events.append(("step", position.step, position.epoch, position.step_in_epoch, tuple(real_imgs.shape)))
+
+    def on_epoch_end(self, position):
+        self.events.append(("epoch", position.step, position.epoch))
+
+    def on_train_end(self, position, stop):
+        self.events.append(("end", position.step, stop.reason if stop else None))
+
+
+class FakeStep:
+    """Stands in for make_train_step's step: records z, returns losses (non-finite from step ``bad_at``)."""
+
+    def __init__(self, bad_at=None):
+        self.z, self.bad_at = [], bad_at
+
+    def __call__(self, real_imgs, z, *noise):
+        self.z.append(z.asnumpy())
+        bad = self.bad_at is not None and len(self.z) >= self.bad_at
+        return (float("nan") if bad else 0.7, 0.6, 0.5, 0.4)
+
+
+@pytest.fixture(scope="module")
+def dataset(flat_images):
+    return create_dataset(flat_images, batch_size=8, num_parallel_workers=1)  # 24 images: 3 steps an epoch
+
+
+def test_steps_epochs_and_the_end_are_told_in_order(dataset):
+    recorder = Recorder()
+    assert train_loop(FakeStep(), dataset, total_steps=5, nz=4, callbacks=[recorder]) is None
+    steps = [e[1:4] for e in recorder.events if e[0] == "step"]
+    assert steps == [(1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 1), (5, 2, 2)]
+    kinds = [e[0] for e in recorder.events]
+    assert kinds == ["begin", "step", "step", "step", "epoch", "step", "step", "epoch", "end"]
+    assert recorder.events[-1] == ("end", 5, None)  # the last epoch ends early, and is told so
+    assert all(e[4] == (8, 3, 64, 64) for e in recorder.events if e[0] == "step")
+
+
+def test_noise_is_a_function_of_the_step_so_a_resumed_loop_draws_the_same(dataset):
+    whole, resumed = FakeStep(), FakeStep()
+    train_loop(whole, dataset, total_steps=5, nz=4, seed=3)
+    train_loop(resumed, dataset, total_steps=5, nz=4, seed=3, position=Position(step=2, epoch=1, step_in_epoch=2))
+    assert len(resumed.z) == 3
+    for a, b in zip(whole.z[2:], resumed.z):
+        np.testing.assert_array_equal(a, b)
+    other_rank = FakeStep()
+    train_loop(other_rank, dataset, total_steps=1, nz=4, seed=3, rank=1)
+    assert not np.array_equal(other_rank.z[0], whole.z[0])
+
+
+def test_a_callback_stops_training_and_every_callback_hears_why(dataset):
+    class StopAtTwo(Callback):
+        def on_step_end(self, position, losses, real_imgs):
+            if position.step == 2:
+                raise StopTraining("interrupted")
+
+    recorder = Recorder()
+    stop = train_loop(FakeStep(), dataset, total_steps=9, nz=4, callbacks=[recorder, StopAtTwo()])
+    assert stop.reason == "interrupted" and stop.save
+    assert [e[0] for e in recorder.events] == ["begin", "step", "step", "end"]
+    assert recorder.events[-1] == ("end", 2, "interrupted")
+
+
+def test_a_non_finite_loss_stops_before_the_step_is_counted(dataset):
+    recorder = Recorder()
+    stop = train_loop(FakeStep(bad_at=4), dataset, total_steps=9, nz=4, callbacks=[recorder])
+    assert stop.reason == "non-finite loss" and not stop.save
+    assert stop.message.startswith("losses became non-finite at step 4 (G nan, D 0.6)")
+    assert recorder.events[-1] == ("end", 3, "non-finite loss")
+
+
+def test_a_failure_closes_the_callbacks_and_is_raised(dataset):
+    class Boom(Callback):
+        def on_epoch_end(self, position):
+            raise OSError("disk full")
+
+    recorder = Recorder()
+    with pytest.raises(OSError, match="disk full"):
+        train_loop(FakeStep(), dataset, total_steps=9, nz=4, callbacks=[recorder, Boom()])
+    assert recorder.events[-1] == ("end", 3, "failed")
+
+
+def test_the_loop_reads_in_one_screen_and_no_function_is_long():
+    source = inspect.getsource(train_loop)
+    assert len(source.splitlines()) <= 45, "the loop should read in one screen"
+    assert "open(" not in source and "print(" not in source, "the loop does no I/O: callbacks do"
+    long = []
+    for path in glob.glob(os.path.join(REPO, "dcgan_ms", "**", "*.py"), recursive=True):
+        for node in ast.walk(ast.parse(open(path).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{os.path.relpath(path, REPO)}:{node.lineno} {node.name}")
+    assert not long, f"functions over 60 lines: {long}"
