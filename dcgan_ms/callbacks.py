@@ -143,9 +143,10 @@ class SWDTracker(Callback):
     without the old one's, a resumed one keeps the rows up to its checkpoint."""
 
     def __init__(self, path, generator, data_root, every, total_steps, num=256, seed=1, pixel_range="-1,1",
-                 resume_step=None):
+                 background="white", resume_step=None):
         self.path, self.generator, self.data_root, self.every = path, generator, data_root, every
         self.total_steps, self.num, self.seed, self.pixel_range = total_steps, num, seed, pixel_range
+        self.background = background
         self.resume_step, self.real = resume_step, None
 
     def on_train_begin(self, position):
@@ -165,7 +166,7 @@ class SWDTracker(Callback):
         from .swd import swd
         start = time.perf_counter()
         if self.real is None:
-            self.real = real_images(self.data_root, self.num, self.seed)
+            self.real = real_images(self.data_root, self.num, self.seed, self.background)
         result = swd(self.real, generated_images(self.generator, self.num, self.seed, "batch", self.pixel_range),
                      self.seed)
         seconds = time.perf_counter() - start

@@ -22,6 +22,7 @@ class TrainConfig:
     dataset: str = "faces"  # "faces", "sample", or "folder" (any --data_root)
     data_root: Optional[str] = None
     pixel_range: str = "-1,1"
+    background: str = "white"  # what transparent pixels of RGBA/LA/palette images are composited over
     num_workers: int = 2
     # training
     epochs: int = 3
@@ -66,7 +67,7 @@ class TrainConfig:
 
 
 # Flags that define a run: on --resume they come from the checkpoint, and giving another value is an error.
-RUN_DEFINING = ("dataset", "pixel_range", "batch_size", "lr", "beta1", "instance_noise", "seed", "nz", "ngf", "ndf",
+RUN_DEFINING = ("dataset", "pixel_range", "background", "batch_size", "lr", "beta1", "instance_noise", "seed", "nz", "ngf", "ndf",
                 "distributed")
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 

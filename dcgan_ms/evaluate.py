@@ -18,7 +18,7 @@ import numpy as np
 from .errors import UserError, cli
 
 
-def real_images(data_root, num, seed=0):
+def real_images(data_root, num, seed=0, background="white"):
     """``num`` real images as uint8 (N, 64, 64, 3), through the training pipeline, a seeded shuffle."""
     import mindspore.dataset as ds
 
@@ -26,7 +26,8 @@ def real_images(data_root, num, seed=0):
     from .plots import to_uint8
 
     ds.config.set_seed(seed)
-    dataset = create_dataset(data_root, min(num, 64), drop_remainder=False, num_parallel_workers=1)
+    dataset = create_dataset(data_root, min(num, 64), drop_remainder=False, num_parallel_workers=1,
+                             background=background)
     batches, have = [], 0
     for (x,) in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
         batches.append(to_uint8(x))
@@ -84,17 +85,19 @@ def main(argv=None):
     from .models import Generator
     from .swd import swd
 
-    pixel_range = args.pixel_range or "-1,1"
+    pixel_range, background = args.pixel_range or "-1,1", "white"
     if args.ckpt:
         generator = checkpoint.load_generator(args.ckpt)
         config = os.path.join(os.path.dirname(os.path.abspath(args.ckpt)), "config.json")
-        if args.pixel_range is None and os.path.isfile(config):
-            pixel_range = json.load(open(config)).get("pixel_range", "-1,1")
+        if os.path.isfile(config):  # how the run read its images
+            trained = json.load(open(config))
+            pixel_range = args.pixel_range or trained.get("pixel_range", "-1,1")
+            background = trained.get("background", background)
     else:
         ms.set_seed(args.seed)
         generator = Generator(args.nz, args.ngf)
     data_root = args.data_root or (SAMPLE_DIR if args.dataset == "sample" else prepare_faces(FACES_DIR))
-    real = real_images(data_root, args.num, args.seed)
+    real = real_images(data_root, args.num, args.seed, background)
     fake = generated_images(generator, args.num, args.seed, args.bn, pixel_range)
     result = swd(real, fake, args.seed)
     report = {"ckpt": args.ckpt or "random init", "data_root": os.path.abspath(data_root), "num": args.num,

@@ -10,13 +10,13 @@ screen. ``python -m dcgan_ms.train`` runs this same loop with the full set of ca
 import dataclasses
 import itertools
 import math
-import re
 import time
 
 import mindspore as ms
 import mindspore.dataset as ds
 import numpy as np
 
+from .data.dataset import data_error
 from .models import NZ
 
 
@@ -162,19 +162,7 @@ def epoch_batches(dataset, seed, position):
         for (real_imgs,) in itertools.islice(batches, position.step_in_epoch, None):
             yield real_imgs
     except RuntimeError as e:  # MindSpore's pipeline stops on the first image it cannot decode
-        message = data_error(e)
+        message = data_error(e, dataset)
         if message is None:
             raise
         raise StopTraining("data error", message) from None
-
-
-def data_error(error):
-    """One line naming the broken image, if ``error`` is MindSpore's data pipeline failing on one."""
-    text = str(error)
-    match = re.search(r"Invalid image, (.+?) decode failed", text)
-    if match:
-        return f"cannot decode image {match.group(1)} (truncated, empty or not an image)"
-    if "Dataset Pipeline Error Message" in text or "dataset pipeline" in text.lower():
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("-")]
-        return f"the data pipeline failed ({lines[-1][:200] if lines else 'no message'})"
-    return None

@@ -139,7 +139,8 @@ def setup(config, data_root=None):
             os.remove(old)
     set_seed(config.seed)  # the same on every rank: same initial weights
     dataset = create_dataset(data_root, config.batch_size, num_parallel_workers=config.num_workers,
-                             pixel_range=config.pixel_range, num_shards=devices if config.distributed else None,
+                             pixel_range=config.pixel_range, background=config.background, seed=config.seed,
+                             num_shards=devices if config.distributed else None,
                              shard_id=rank if config.distributed else None)
     steps_per_epoch = dataset.get_dataset_size()
     total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
@@ -182,7 +183,7 @@ def standard_callbacks(s):
                                        s.steps_per_epoch, s.total_steps, c.keep_checkpoints, c.save_every,
                                        0.0 if s.devices > 1 else c.save_minutes, s.devices, write=s.lead)]
     lead_only = [cb.SWDTracker(swd_path, s.generator, s.data_root, c.swd_every, s.total_steps, c.swd_num, c.seed,
-                               c.pixel_range, resume_step),
+                               c.pixel_range, c.background, resume_step),
                  cb.WeightCheckpoints(out, s.generator, s.discriminator),
                  cb.ProgressGrids(out, s.generator, s.fixed_noise),
                  cb.LossPlot(out, log_path, swd_path),

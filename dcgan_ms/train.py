@@ -55,7 +55,8 @@ import argparse
 import sys
 
 from .config import TrainConfig
-from .errors import cli
+from .data.dataset import parse_colour
+from .errors import UserError, cli
 
 DEFAULTS = TrainConfig(output_dir="")  # the flags' defaults are the config's
 
@@ -103,10 +104,13 @@ def _data_and_training_flags(p):
                         "data/sample (offline). Default: faces, unless --data_root is given alone")
     g.add_argument("--data_root", default=DEFAULTS.data_root,
                    help="with --dataset faces: where the faces are or are downloaded to; alone: any folder "
-                        "of images (flat, or one level of subfolders)")
+                        "of images, read at any depth (hidden files and non-images skipped)")
     g.add_argument("--pixel_range", choices=("-1,1", "0,1"), default=DEFAULTS.pixel_range,
                    help="scale real images to Tanh's [-1, 1], or to the tutorial's [0, 1] (its mistake, kept "
                         "for comparison)")
+    g.add_argument("--background", default=DEFAULTS.background, metavar="COLOUR",
+                   help="transparent pixels of RGBA, LA or palette images are composited over this colour (a "
+                        "name, #rrggbb or rgb(r, g, b)); MindSpore's decoder alone would leave them black")
     g.add_argument("--num_workers", type=_positive(int), default=DEFAULTS.num_workers,
                    help="data pipeline worker threads")
     g = p.add_argument_group("training")
@@ -185,6 +189,10 @@ def parse_args(argv=None):
             parser.error(f"argument --{flag}: must be 0 or more, got {args[flag]}")
     if args["resume"] == "latest" and args["output_dir"] is None:
         parser.error("--resume alone needs --output_dir, the folder of the run to continue")
+    try:
+        parse_colour(args["background"])
+    except UserError as e:
+        parser.error(str(e))
     return TrainConfig(**args, explicit=tuple(sorted(explicit_flags(argv))))
 
 

@@ -1,5 +1,7 @@
+import hashlib
 import os
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -23,12 +25,106 @@ def test_shipped_sample_batches():
 
 
 def test_flat_and_nested_layouts(flat_images, nested_images):
-    assert find_images(flat_images)[2] == 24
-    assert find_images(nested_images)[2] == 20
+    assert len(find_images(flat_images)) == 24
+    assert len(find_images(nested_images)) == 20
     x, dataset = first_batch(flat_images, 8)
     assert x.shape == (8, 3, 64, 64) and dataset.get_dataset_size() == 3
     x, dataset = first_batch(nested_images, 5)
     assert x.shape == (5, 3, 64, 64) and dataset.get_dataset_size() == 4
+
+
+def copy_sample(folder, first, count):
+    os.makedirs(folder, exist_ok=True)
+    for i in range(first, first + count):
+        shutil.copy(os.path.join(SAMPLE_DIR, f"{i}.jpg"), os.path.join(folder, f"{i}.jpg"))
+
+
+def epoch(dataset, seed=0):
+    """One epoch's batches as arrays (shuffled with the pipeline's seed, as the training loop sets it)."""
+    import mindspore.dataset as ds
+    ds.config.set_seed(seed)
+    return [x for (x,) in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)]
+
+
+def digests(batches):
+    return [hashlib.sha1(img.tobytes()).hexdigest() for x in batches for img in x]
+
+
+def test_exactly_the_images_under_the_folder_at_any_depth(tmp_path):
+    copy_sample(tmp_path / "mydata" / "cats", 0, 21)
+    copy_sample(tmp_path / "mydata" / "dogs", 21, 30)  # a sibling folder of images: never read
+    (tmp_path / "mydata" / "cats" / "notes.txt").write_text("not an image")
+    shutil.copy(os.path.join(SAMPLE_DIR, "99.jpg"), tmp_path / "mydata" / "cats" / ".hidden.jpg")
+    copy_sample(tmp_path / "mydata" / "cats" / ".thumbnails", 60, 5)  # hidden folder: skipped
+    os.rename(tmp_path / "mydata" / "cats" / "3.jpg", tmp_path / "mydata" / "cats" / "3.JPG")  # any case
+    cats = str(tmp_path / "mydata" / "cats")
+    assert len(find_images(cats)) == 21
+    dataset = create_dataset(cats, 4, num_parallel_workers=1)
+    assert dataset.get_dataset_size() == 5 == len(epoch(dataset))
+
+    deep = tmp_path / "deep"  # two and three levels down, and mixed depths
+    copy_sample(deep / "a" / "b", 0, 7)
+    copy_sample(deep / "a" / "c" / "d", 7, 6)
+    copy_sample(deep, 13, 4)
+    copy_sample(deep / "e", 17, 3)
+    assert len(find_images(str(deep))) == 20
+    dataset = create_dataset(str(deep), 6, num_parallel_workers=1)
+    batches = epoch(dataset)
+    assert dataset.get_dataset_size() == 3 == len(batches)
+    assert len(set(digests(batches))) == 18  # 20 images, the last partial batch dropped, none twice
+
+
+def test_symlinked_folders_are_followed_once(tmp_path):
+    copy_sample(tmp_path / "real", 0, 10)
+    root = tmp_path / "root"
+    copy_sample(root, 10, 3)
+    os.symlink(tmp_path / "real", root / "linked")  # a linked folder is read
+    os.symlink(tmp_path / "real", root / "again")  # a second link to it adds nothing
+    os.symlink(root, tmp_path / "real" / "up")  # a loop back to the root
+    assert len(find_images(str(root))) == 13
+    dataset = create_dataset(str(root), 13, num_parallel_workers=1)
+    assert len(set(digests(epoch(dataset)))) == 13
+
+
+@pytest.mark.parametrize("shards", [2, 3])
+def test_shards_are_equal_disjoint_and_cover_the_set(tmp_path, shards):
+    copy_sample(tmp_path / "set", 0, 47)  # 47 images: not a multiple of 2 or 3
+    per_shard = 47 // shards
+    seen = []
+    for shard in range(shards):
+        dataset = create_dataset(str(tmp_path / "set"), 5, num_shards=shards, shard_id=shard, seed=3,
+                                 num_parallel_workers=1)
+        whole = create_dataset(str(tmp_path / "set"), 1, num_shards=shards, shard_id=shard, seed=3,
+                               num_parallel_workers=1)  # batches of 1: every image of the shard
+        assert dataset.get_dataset_size() == per_shard // 5 == len(epoch(dataset))
+        seen.append(set(digests(epoch(whole))))
+        assert len(seen[-1]) == per_shard
+        assert epoch(dataset, seed=5)[0].tobytes() != epoch(dataset, seed=6)[0].tobytes()  # shuffled per epoch
+        assert digests(epoch(dataset, seed=5)) == digests(epoch(dataset, seed=5))  # ... as a function of the seed
+    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:])
+    assert len(set().union(*seen)) == 47 - 47 % shards
+
+
+def test_transparent_pixels_take_the_background_colour(tmp_path):
+    """Emoji-like RGBA images: a red disc on a fully transparent square. Its corners become the
+    --background colour (white by default), not the black MindSpore's decoder alone would give."""
+    from PIL import Image, ImageDraw
+    for i in range(4):
+        im = Image.new("RGBA", (72, 72), (0, 0, 0, 0))
+        ImageDraw.Draw(im).ellipse([12, 12, 60, 60], fill=(220, 30, 30, 255))
+        im.save(tmp_path / f"emoji{i}.png")
+    palette = Image.new("P", (72, 72), 0)  # a palette image whose colour 0 is transparent
+    palette.putpalette([0, 0, 0, 220, 30, 30] + [0] * 762)
+    ImageDraw.Draw(palette).ellipse([12, 12, 60, 60], fill=1)
+    palette.save(tmp_path / "palette.png", transparency=0)
+    for background, corner in (("white", 1.0), ("#0000ff", (-1.0, -1.0, 1.0))):
+        dataset = create_dataset(str(tmp_path), 5, shuffle=False, num_parallel_workers=1, background=background)
+        x = epoch(dataset)[0]
+        np.testing.assert_allclose(x[:, :, 0, 0], np.broadcast_to(corner, (5, 3)), atol=0.01)
+        np.testing.assert_allclose(x[:, :, 32, 32], np.broadcast_to((220 / 127.5 - 1, 30 / 127.5 - 1,
+                                                                      30 / 127.5 - 1), (5, 3)), atol=0.02)
+    with pytest.raises(UserError, match="is not a colour"):
+        create_dataset(str(tmp_path), 5, background="no-such-colour")
 
 
 def test_missing_empty_and_too_small(tmp_path, flat_images):

@@ -66,3 +66,26 @@ def test_msrun_two_cpu_workers(tmp_path, flat_images):
     assert ranks[0]["running_stats_digest"] == ranks[1]["running_stats_digest"]
     for r in (0, 1):
         assert [row["step"] for row in csv.DictReader(open(out / f"log_rank{r}.csv"))] == ["1", "2", "3"]
+
+
+@pytest.mark.skipif(not os.path.exists(MSRUN), reason="msrun is installed with mindspore; not found beside python")
+def test_msrun_uneven_folder_gives_both_ranks_the_same_steps(tmp_path):
+    """27 images (not a multiple of 2 devices x 4) in a folder with a sibling folder of images beside it:
+    each rank gets 13 of the 27, so 3 batches of 4 an epoch, and the run finishes (unequal batch counts
+    would leave one rank waiting forever in the last step's all-reduce)."""
+    import shutil
+    from dcgan_ms.data import SAMPLE_DIR
+    for folder, first, count in (("cats", 0, 27), ("dogs", 27, 10)):
+        (tmp_path / "mydata" / folder).mkdir(parents=True)
+        for i in range(first, first + count):
+            shutil.copy(os.path.join(SAMPLE_DIR, f"{i}.jpg"), tmp_path / "mydata" / folder / f"{i}.jpg")
+    out = tmp_path / "run"
+    launch(["--data_root", str(tmp_path / "mydata" / "cats"), "--batch_size", "4", "--ngf", "8", "--ndf", "8",
+            "--nz", "16", "--epochs", "2", "--output_dir", str(out), "--no_progress"], tmp_path / "logs")
+    ranks = [json.loads((out / f"rank_{r}.json").read_text()) for r in (0, 1)]
+    assert [r["steps"] for r in ranks] == [6, 6]
+    assert json.loads((out / "config.json").read_text())["steps_per_epoch"] == 3
+    assert ranks[0]["parameter_digest"] == ranks[1]["parameter_digest"]
+    for r in (0, 1):
+        rows = list(csv.DictReader(open(out / f"log_rank{r}.csv")))
+        assert [(row["step"], row["epoch"]) for row in rows] == [(str(s), str(1 + (s - 1) // 3)) for s in range(1, 7)]
