@@ -17,9 +17,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <cstring>
-#include <memory>
+#include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -31,6 +33,13 @@ namespace {
 
 const int KS = 4;  // kernel size; stride 2 and padding 1 are fixed too
 
+// Output columns ow whose input column 2*ow - 1 + kw lies inside [0, W): all but the first for
+// kw = 0 and all but the last for kw = 3 (padding 1). The loops below run over that range without
+// a test per element, which keeps them fast on the small layers, where copying patches costs as
+// much as the products.
+inline int first_ow(int kw) { return kw == 0 ? 1 : 0; }
+inline int end_ow(int kw, int Wo) { return kw == KS - 1 ? Wo - 1 : Wo; }
+
 // Patches of one sample x[C,H,W] as rows (c, kh, kw) of col, columns (oh, ow); row stride ld.
 void im2col(const float *x, int C, int H, int W, float *col, dim_t ld) {
   const int Ho = H / 2, Wo = W / 2;
@@ -39,6 +48,7 @@ void im2col(const float *x, int C, int H, int W, float *col, dim_t ld) {
       for (int kw = 0; kw < KS; ++kw) {
         float *row = col + (dim_t)((c * KS + kh) * KS + kw) * ld;
         const float *xc = x + (dim_t)c * H * W;
+        const int lo = first_ow(kw), hi = end_ow(kw, Wo);
         for (int oh = 0; oh < Ho; ++oh) {
           const int ih = oh * 2 - 1 + kh;
           float *r = row + (dim_t)oh * Wo;
@@ -47,10 +57,9 @@ void im2col(const float *x, int C, int H, int W, float *col, dim_t ld) {
             continue;
           }
           const float *xr = xc + (dim_t)ih * W;
-          for (int ow = 0; ow < Wo; ++ow) {
-            const int iw = ow * 2 - 1 + kw;
-            r[ow] = (iw >= 0 && iw < W) ? xr[iw] : 0.f;
-          }
+          if (lo) r[0] = 0.f;
+          for (int ow = lo; ow < hi; ++ow) r[ow] = xr[2 * ow - 1 + kw];
+          if (hi < Wo) r[Wo - 1] = 0.f;
         }
       }
 }
@@ -64,15 +73,13 @@ void col2im(const float *col, dim_t ld, int C, int H, int W, float *x) {
       for (int kw = 0; kw < KS; ++kw) {
         const float *row = col + (dim_t)((c * KS + kh) * KS + kw) * ld;
         float *xc = x + (dim_t)c * H * W;
+        const int lo = first_ow(kw), hi = end_ow(kw, Wo);
         for (int oh = 0; oh < Ho; ++oh) {
           const int ih = oh * 2 - 1 + kh;
           if (ih < 0 || ih >= H) continue;
           const float *r = row + (dim_t)oh * Wo;
           float *xr = xc + (dim_t)ih * W;
-          for (int ow = 0; ow < Wo; ++ow) {
-            const int iw = ow * 2 - 1 + kw;
-            if (iw >= 0 && iw < W) xr[iw] += r[ow];
-          }
+          for (int ow = lo; ow < hi; ++ow) xr[2 * ow - 1 + kw] += r[ow];
         }
       }
 }
@@ -96,8 +103,80 @@ int available_cpus() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// This thread's scratch buffer `which` with room for `size` floats, kept between calls (a step
+// calls these kernels dozens of times: allocating and faulting in fresh buffers each time cost
+// more than the small layers' products).
+float *scratch(int which, dim_t size) {
+  thread_local std::vector<float> buffers[2];
+  if ((dim_t)buffers[which].size() < size) buffers[which].resize(size);
+  return buffers[which].data();
+}
+
+// Worker threads started once and kept, waiting on a condition variable between calls (no spinning,
+// which would take the cores from MindSpore's own kernels): starting threads for every call cost
+// more than the small layers' products.
+class Pool {
+ public:
+  static Pool &instance() {
+    static Pool pool(available_cpus() - 1);
+    return pool;
+  }
+  // Run work(0) .. work(threads - 1), work(0) on the calling thread; return when all are done.
+  void run(int threads, const std::function<void(int)> &work) {
+    threads = std::min<int>(threads, (int)workers_.size() + 1);
+    if (threads <= 1) return work(0);
+    std::unique_lock<std::mutex> lock(mutex_);
+    task_ = &work;
+    active_ = threads;
+    pending_ = threads - 1;
+    ++generation_;
+    lock.unlock();
+    wake_.notify_all();
+    work(0);
+    lock.lock();
+    done_.wait(lock, [&] { return pending_ == 0; });
+    task_ = nullptr;
+  }
+
+ private:
+  explicit Pool(int extra) {
+    for (int i = 0; i < extra; ++i) workers_.emplace_back([this, i] { loop(i + 1); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto &w : workers_) w.join();
+  }
+  void loop(int id) {
+    long seen = 0;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      if (id >= active_) continue;
+      const std::function<void(int)> *work = task_;
+      lock.unlock();
+      (*work)(id);
+      lock.lock();
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)> *task_ = nullptr;
+  int active_ = 0, pending_ = 0;
+  long generation_ = 0;
+  bool stop_ = false;
+};
+
 // One problem: batch N of x[C,H,W] against O filters; chunks of nb samples, so that each matrix
-// product has at least ~512 columns even on the 4x4 feature maps, shared by `threads` threads.
+// product has at least ~512 columns even on the 4x4 feature maps (unless that would leave a core
+// idle, as at batch 32 on the 4x4 maps), shared by `threads` threads.
 struct Conv {
   int N, C, H, W, O;
   dim_t P, K;
@@ -105,9 +184,11 @@ struct Conv {
   Conv(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o) : N(n), C(c), H(h), W(w), O(o) {
     P = (dim_t)(H / 2) * (W / 2);
     K = (dim_t)C * KS * KS;
+    const int cpus = available_cpus();
     nb = (int)std::min<dim_t>(N, std::max<dim_t>(1, (512 + P - 1) / P));
+    nb = std::min(nb, (N + cpus - 1) / cpus);  // at least one chunk per core: small batches too
     chunks = (N + nb - 1) / nb;
-    threads = std::min(available_cpus(), chunks);
+    threads = std::min(cpus, chunks);
   }
   // Run body(thread, n0, cnt, col, mat) on every chunk; each thread has its own patch buffer col
   // (K x nb*P) and map buffer mat (O x nb*P). The chunks go to the threads as they become free, or,
@@ -116,18 +197,15 @@ struct Conv {
   template <class F>
   void parallel(F body, bool fixed_order = false) const {
     std::atomic<int> next(0);
-    auto work = [&](int t) {
-      std::unique_ptr<float[]> col(new float[K * nb * P]), mat(new float[(dim_t)O * nb * P]);
+    const std::function<void(int)> work = [&](int t) {
+      float *col = scratch(0, K * nb * P), *mat = scratch(1, (dim_t)O * nb * P);
       if (fixed_order) {
-        for (int ch = t; ch < chunks; ch += threads) body(t, ch * nb, std::min(nb, N - ch * nb), col.get(), mat.get());
+        for (int ch = t; ch < chunks; ch += threads) body(t, ch * nb, std::min(nb, N - ch * nb), col, mat);
         return;
       }
-      for (int ch = next++; ch < chunks; ch = next++) body(t, ch * nb, std::min(nb, N - ch * nb), col.get(), mat.get());
+      for (int ch = next++; ch < chunks; ch = next++) body(t, ch * nb, std::min(nb, N - ch * nb), col, mat);
     };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto &th : pool) th.join();
+    Pool::instance().run(threads, work);
   }
 };
 

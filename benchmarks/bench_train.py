@@ -1,0 +1,169 @@
+"""Whole training runs as a user feels them: ``python -m dcgan_ms.train`` against a plain PyTorch script
+doing the same work (``torch_train.py``), wall time from process start to exit, in alternating rounds.
+
+    pip install -r benchmarks/requirements.txt
+    python benchmarks/bench_train.py                          # both sizes, 2 rounds each (about 30 min)
+    python benchmarks/bench_train.py --size quickstart --epochs 6 --rounds 3
+    python benchmarks/bench_train.py --size tutorial --breakdown
+
+Sizes:
+- quickstart: the README's quickstart (the shipped sample, batch 32, ngf = ndf = 16, instance noise
+  0.1, 26 epochs = 1,196 steps; --epochs shortens it);
+- tutorial: the tutorial's sizes (batch 128, ngf = ndf = 64), 30 steps on 4,000 avatars drawn by
+  ``dcgan_ms.data.synth`` (so the 30 steps stay within one epoch).
+Both sides write a log row per step and, per epoch, a fixed-noise grid and G's and D's weights
+(dcgan_ms also a resume checkpoint: that is part of what it does). Each side runs in its own process,
+A B A B ...; the report gives each run's wall time, the medians and the speed ratio (PyTorch's time /
+dcgan_ms's: above 1, dcgan_ms is faster). ``--breakdown`` adds one dcgan_ms run in this process with
+every callback timed: where its time goes (start-up and setup, first step with graph compile,
+steps, the rest of the loop incl. data, each callback). Figures on a shared machine are noisy.
+"""
+import argparse
+import collections
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, REPO)
+
+SIZES = {"quickstart": dict(batch_size=32, ngf=16, ndf=16, instance_noise=0.1, epochs=26),
+         "tutorial": dict(batch_size=128, ngf=64, ndf=64, instance_noise=0.0, epochs=1, max_steps=30)}
+
+
+def flags(size, epochs=None):
+    f = dict(SIZES[size])
+    if epochs:
+        f["epochs"] = epochs
+    return [arg for k, v in f.items() for arg in (f"--{k}", str(v))]
+
+
+def timed(cmd):
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return seconds
+
+
+def data_for(size, tmp):
+    if size == "quickstart":
+        from dcgan_ms.data import SAMPLE_DIR
+        return SAMPLE_DIR
+    from dcgan_ms.data.synth import make_avatars
+    root = os.path.join(tmp, "avatars4000")
+    make_avatars(root, 4000, seed=1, progress=False)
+    return root
+
+
+def compare(size, rounds, epochs, tmp):
+    data = data_for(size, tmp)
+    ours = [sys.executable, "-m", "dcgan_ms.train", "--data_root", data, "--no_progress", "--overwrite",
+            "--output_dir", os.path.join(tmp, "ms"), *flags(size, epochs)]
+    theirs = [sys.executable, os.path.join(HERE, "torch_train.py"), "--data_root", data,
+              "--output_dir", os.path.join(tmp, "torch"), *flags(size, epochs)]
+    times = collections.defaultdict(list)
+    for r in range(rounds):
+        times["dcgan_ms"].append(timed(ours))
+        times["pytorch"].append(timed(theirs))
+        print(f"  round {r + 1}: dcgan_ms {times['dcgan_ms'][-1]:.1f} s, PyTorch {times['pytorch'][-1]:.1f} s",
+              flush=True)
+    ms, pt = statistics.median(times["dcgan_ms"]), statistics.median(times["pytorch"])
+    ratios = [p / m for m, p in zip(times["dcgan_ms"], times["pytorch"])]
+    print(f"{size}: dcgan_ms {ms:.1f} s, PyTorch {pt:.1f} s (medians of {rounds}); speed ratio "
+          f"{statistics.median(ratios):.2f}x (per round {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
+    return data
+
+
+class Timed:
+    """Wraps a callback and adds the seconds spent in each of its hooks to ``totals``."""
+
+    def __init__(self, callback, totals):
+        self.callback, self.totals = callback, totals
+
+    def __getattr__(self, hook):
+        method = getattr(self.callback, hook)
+
+        def call(*args):
+            start = time.perf_counter()
+            try:
+                return method(*args)
+            finally:
+                self.totals[f"{type(self.callback).__name__}.{hook}"] += time.perf_counter() - start
+        return call
+
+
+class StepClock:
+    """Times the steps (as the loop measures them) and the intervals between them. Put last: an
+    interval then holds the step, the data fetch, the loop and the other callbacks' on_step_end, and
+    not their epoch-end work (the clock restarts after it)."""
+
+    def __init__(self):
+        self.steps, self.last_end, self.between = [], None, 0.0
+
+    def on_train_begin(self, position):
+        self.last_end = time.perf_counter()
+
+    def on_step_end(self, position, losses, real_imgs):
+        now = time.perf_counter()
+        self.steps.append(losses.seconds)
+        self.between += now - self.last_end - losses.seconds
+        self.last_end = now
+
+    def on_epoch_end(self, position):
+        self.last_end = time.perf_counter()
+
+    def on_train_end(self, position, stop):
+        pass
+
+
+def breakdown(size, epochs, data, tmp):
+    from dcgan_ms import session, train
+    started = time.perf_counter()
+    import mindspore  # noqa: F401  (counted in start-up, as in the command)
+    config = train.parse_args(["--data_root", data, "--no_progress", "--overwrite", "--output_dir",
+                               os.path.join(tmp, "ms_breakdown"), *flags(size, epochs)])
+    s = session.setup(config)
+    setup_done = time.perf_counter()
+    totals, clock = collections.defaultdict(float), StepClock()
+    callbacks = [Timed(c, totals) for c in session.standard_callbacks(s)] + [clock]  # last: see StepClock
+    from dcgan_ms.loop import train_loop
+    train_loop(s.train_step, s.dataset, s.total_steps, config.nz, config.seed, config.instance_noise,
+               position=s.position, callbacks=callbacks)
+    end = time.perf_counter()
+    inside = sum(v for k, v in totals.items() if k.endswith("on_step_end"))
+    print(f"{size}, dcgan_ms in one process: {end - started:.1f} s in all")
+    print(f"  import, device, data, networks (setup): {setup_done - started:.1f} s")
+    print(f"  first step (includes graph compile):    {clock.steps[0]:.2f} s")
+    print(f"  other {len(clock.steps) - 1} steps:                   {sum(clock.steps[1:]):.1f} s "
+          f"(median {statistics.median(clock.steps[1:]):.3f} s)")
+    print(f"  between steps (data, loop), callbacks' on_step_end excluded: {clock.between - inside:.1f} s")
+    for name, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+        if seconds >= 0.05:
+            print(f"  {name}: {seconds:.2f} s")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--size", choices=("quickstart", "tutorial", "both"), default="both")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=None, help="quickstart: fewer epochs than its 26")
+    p.add_argument("--breakdown", action="store_true", help="and one timed dcgan_ms run in this process")
+    args = p.parse_args()
+    import platform
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in (("quickstart", "tutorial") if args.size == "both" else (args.size,)):
+            epochs = args.epochs if size == "quickstart" else None
+            data = compare(size, args.rounds, epochs, tmp)
+            if args.breakdown:
+                breakdown(size, epochs, data, tmp)
+
+
+if __name__ == "__main__":
+    main()
