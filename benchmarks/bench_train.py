@@ -18,14 +18,17 @@ dcgan_ms's: above 1, dcgan_ms is faster). ``--breakdown`` adds one dcgan_ms run 
 every callback timed: where its time goes (start-up and setup, first step with graph compile,
 steps, the rest of the loop incl. data, each callback). Figures on a shared machine are noisy.
 """
-import argparse
-import collections
 import os
-import statistics
-import subprocess
-import sys
-import tempfile
-import time
+
+CLEAN_ENV = dict(os.environ)  # before MindSpore is imported here: it sets LD_LIBRARY_PATH, which slows torch
+
+import argparse  # noqa: E402
+import collections  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,7 +47,7 @@ def flags(size, epochs=None):
 
 def timed(cmd):
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=CLEAN_ENV)
     seconds = time.perf_counter() - start
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")

@@ -45,9 +45,11 @@ def make_optimizers(generator, discriminator, lr=LR, beta1=BETA1):
 
 def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True, instance_noise=0.0,
                     distributed=False):
-    """Build ``train_step(real_imgs, z, noise=None) -> (g_loss, d_loss, d_real, d_fake)``.
+    """Build ``train_step(real_imgs, z, noise_g, noise_real, noise_fake) -> (g_loss, d_loss, d_real, d_fake)``.
 
-    ``noise`` (only with ``instance_noise``): standard normals of shape (3, *real_imgs.shape).
+    The noises (only with ``instance_noise``): standard normals shaped like ``real_imgs``, added
+    (times ``instance_noise``) to what D sees: G(z) in G's step, x and G(z) in D's step. (Three
+    separate inputs: slicing one stacked tensor costs a copy of each in the graph.)
 
     d_real is the mean of D(x) over the batch, d_fake the mean of D(G(z)) before G's update.
     The losses and D's outputs are this device's.
@@ -62,19 +64,19 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
         reduce_g = nn.DistributedGradReducer(optimizer_g.parameters)
         reduce_d = nn.DistributedGradReducer(optimizer_d.parameters)
 
-    def noisy(imgs, noise, k):
+    def noisy(imgs, noise):
         if instance_noise:  # a Python constant: with 0 the graph holds no noise at all
-            return imgs + instance_noise * noise[k]
+            return imgs + instance_noise * noise
         return imgs
 
-    def generator_forward(z, valid, noise):
+    def generator_forward(z, valid, noise_g):
         gen_imgs = generator(z)
-        g_loss = adversarial_loss(discriminator(noisy(gen_imgs, noise, 0)), valid)
+        g_loss = adversarial_loss(discriminator(noisy(gen_imgs, noise_g)), valid)
         return g_loss, gen_imgs
 
-    def discriminator_forward(real_imgs, gen_imgs, valid, fake, noise):
-        d_real = discriminator(noisy(real_imgs, noise, 1))
-        d_fake = discriminator(noisy(gen_imgs, noise, 2))
+    def discriminator_forward(real_imgs, gen_imgs, valid, fake, noise_real, noise_fake):
+        d_real = discriminator(noisy(real_imgs, noise_real))
+        d_fake = discriminator(noisy(gen_imgs, noise_fake))
         real_loss = adversarial_loss(d_real, valid)
         fake_loss = adversarial_loss(d_fake, fake)
         d_loss = (real_loss + fake_loss) / 2
@@ -84,14 +86,15 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
     grad_discriminator_fn = ms.value_and_grad(discriminator_forward, None, optimizer_d.parameters,
                                               has_aux=True)
 
-    def train_step(real_imgs, z, noise=None):
+    def train_step(real_imgs, z, noise_g=None, noise_real=None, noise_fake=None):
         valid = ops.ones((real_imgs.shape[0], 1), ms.float32)
         fake = ops.zeros((real_imgs.shape[0], 1), ms.float32)
-        (g_loss, gen_imgs), g_grads = grad_generator_fn(z, valid, noise)
+        (g_loss, gen_imgs), g_grads = grad_generator_fn(z, valid, noise_g)
         if distributed:
             g_grads = reduce_g(g_grads)
         optimizer_g(g_grads)
-        (d_loss, d_real, d_fake), d_grads = grad_discriminator_fn(real_imgs, gen_imgs, valid, fake, noise)
+        (d_loss, d_real, d_fake), d_grads = grad_discriminator_fn(real_imgs, gen_imgs, valid, fake, noise_real,
+                                                                   noise_fake)
         if distributed:
             d_grads = reduce_d(d_grads)
         optimizer_d(d_grads)

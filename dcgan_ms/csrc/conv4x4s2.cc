@@ -33,35 +33,36 @@ namespace {
 
 const int KS = 4;  // kernel size; stride 2 and padding 1 are fixed too
 
-// Output columns ow whose input column 2*ow - 1 + kw lies inside [0, W): all but the first for
-// kw = 0 and all but the last for kw = 3 (padding 1). The loops below run over that range without
-// a test per element, which keeps them fast on the small layers, where copying patches costs as
-// much as the products.
-inline int first_ow(int kw) { return kw == 0 ? 1 : 0; }
-inline int end_ow(int kw, int Wo) { return kw == KS - 1 ? Wo - 1 : Wo; }
+// The four kernel columns kw read input columns 2*ow - 1 + kw of a row: with even[i] = x[2i] and
+// odd[i] = x[2i + 1], kw = 1 and 2 are even[ow] and odd[ow], kw = 0 is odd[ow - 1] (0 at ow = 0:
+// padding) and kw = 3 is even[ow + 1] (0 at the last ow). So each input row is split into its even
+// and odd columns once, and the other two patch rows are shifted copies: no per-element tests or
+// strided gathers, which on the small layers cost as much as the products.
 
 // Patches of one sample x[C,H,W] as rows (c, kh, kw) of col, columns (oh, ow); row stride ld.
 void im2col(const float *x, int C, int H, int W, float *col, dim_t ld) {
   const int Ho = H / 2, Wo = W / 2;
   for (int c = 0; c < C; ++c)
-    for (int kh = 0; kh < KS; ++kh)
-      for (int kw = 0; kw < KS; ++kw) {
-        float *row = col + (dim_t)((c * KS + kh) * KS + kw) * ld;
-        const float *xc = x + (dim_t)c * H * W;
-        const int lo = first_ow(kw), hi = end_ow(kw, Wo);
-        for (int oh = 0; oh < Ho; ++oh) {
-          const int ih = oh * 2 - 1 + kh;
-          float *r = row + (dim_t)oh * Wo;
-          if (ih < 0 || ih >= H) {
-            std::memset(r, 0, sizeof(float) * Wo);
-            continue;
-          }
-          const float *xr = xc + (dim_t)ih * W;
-          if (lo) r[0] = 0.f;
-          for (int ow = lo; ow < hi; ++ow) r[ow] = xr[2 * ow - 1 + kw];
-          if (hi < Wo) r[Wo - 1] = 0.f;
+    for (int kh = 0; kh < KS; ++kh) {
+      float *rows = col + (dim_t)(c * KS + kh) * KS * ld;  // the rows of kw = 0 .. 3, ld apart
+      for (int oh = 0; oh < Ho; ++oh) {
+        float *r0 = rows + (dim_t)oh * Wo, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
+        const int ih = oh * 2 - 1 + kh;
+        if (ih < 0 || ih >= H) {
+          for (float *r : {r0, r1, r2, r3}) std::memset(r, 0, sizeof(float) * Wo);
+          continue;
         }
+        const float *xr = x + ((dim_t)c * H + ih) * W;
+        for (int ow = 0; ow < Wo; ++ow) {
+          r1[ow] = xr[2 * ow];
+          r2[ow] = xr[2 * ow + 1];
+        }
+        r0[0] = 0.f;
+        std::memcpy(r0 + 1, r2, sizeof(float) * (Wo - 1));
+        std::memcpy(r3, r1 + 1, sizeof(float) * (Wo - 1));
+        r3[Wo - 1] = 0.f;
       }
+    }
 }
 
 // The adjoint of im2col: x[C,H,W] = sum of each patch entry back where it came from.
@@ -69,19 +70,21 @@ void col2im(const float *col, dim_t ld, int C, int H, int W, float *x) {
   const int Ho = H / 2, Wo = W / 2;
   std::memset(x, 0, sizeof(float) * C * H * W);
   for (int c = 0; c < C; ++c)
-    for (int kh = 0; kh < KS; ++kh)
-      for (int kw = 0; kw < KS; ++kw) {
-        const float *row = col + (dim_t)((c * KS + kh) * KS + kw) * ld;
-        float *xc = x + (dim_t)c * H * W;
-        const int lo = first_ow(kw), hi = end_ow(kw, Wo);
-        for (int oh = 0; oh < Ho; ++oh) {
-          const int ih = oh * 2 - 1 + kh;
-          if (ih < 0 || ih >= H) continue;
-          const float *r = row + (dim_t)oh * Wo;
-          float *xr = xc + (dim_t)ih * W;
-          for (int ow = lo; ow < hi; ++ow) xr[2 * ow - 1 + kw] += r[ow];
+    for (int kh = 0; kh < KS; ++kh) {
+      const float *rows = col + (dim_t)(c * KS + kh) * KS * ld;
+      for (int oh = 0; oh < Ho; ++oh) {
+        const int ih = oh * 2 - 1 + kh;
+        if (ih < 0 || ih >= H) continue;
+        const float *r0 = rows + (dim_t)oh * Wo, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
+        float *xr = x + ((dim_t)c * H + ih) * W;
+        for (int ow = 0; ow < Wo; ++ow) {
+          xr[2 * ow] += r1[ow];
+          xr[2 * ow + 1] += r2[ow];
         }
+        for (int ow = 1; ow < Wo; ++ow) xr[2 * ow] += r3[ow - 1];
+        for (int ow = 0; ow + 1 < Wo; ++ow) xr[2 * ow + 1] += r0[ow + 1];
       }
+    }
 }
 
 // Copy per-sample maps a[n][O][P] of samples n0..n0+cnt to/from one matrix m[O][cnt*P].
