@@ -113,6 +113,28 @@ def use_compiled(choice="auto"):
         return False
 
 
+def standard_normal(n, key):
+    """``n`` standard normal float32 numbers, a function of ``key`` (two 32-bit words) alone: from the
+    compiled library's ``StandardNormal`` (3x faster than NumPy here, see csrc/conv4x4s2.cc) when it
+    builds, else from NumPy's generator seeded with the key (other numbers, the same distribution)."""
+    import numpy as np
+    lib, _ = _build_once()
+    if lib is None:
+        return np.random.default_rng(list(key)).standard_normal(n, dtype=np.float32)
+    out = np.empty(n, np.float32)
+    _normal_function(str(lib))(out.ctypes.data, n, *key)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _normal_function(lib):
+    import ctypes
+    function = ctypes.CDLL(lib).StandardNormal
+    function.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_uint32, ctypes.c_uint32]
+    function.restype = None
+    return function
+
+
 @lru_cache(maxsize=None)
 def _say_once(message):
     print(message, file=sys.stderr)

@@ -68,7 +68,10 @@ def plot_losses(log, path, swd_log=None):
 def make_gif(frames, path, duration_ms=400):
     """An animated GIF of the given frames (PIL images or paths of PNGs, such as the fixed-noise
     grids, one per epoch); the last frame is held longer."""
-    frames = [(f if isinstance(f, Image.Image) else Image.open(f)).convert("RGB") for f in frames]
+    # Fast octree quantisation to the GIF's 256 colours: Pillow's default (median cut) took 6 s for
+    # the quickstart's 26 grids, octree 0.2 s, and looks the same on these images.
+    frames = [(f if isinstance(f, Image.Image) else Image.open(f)).convert("RGB").quantize(
+        256, method=Image.Quantize.FASTOCTREE) for f in frames]
     durations = [duration_ms] * (len(frames) - 1) + [duration_ms * 5]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return path

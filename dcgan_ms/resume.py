@@ -11,7 +11,7 @@ A run keeps them in ``<output_dir>/checkpoints/step_<step>.ckpt``, one MindSpore
 Randomness needs no saved state. Each epoch shuffles with a seed made of --seed and the epoch, so a
 resumed run re-creates that epoch's order and skips the ``step_in_epoch`` batches already done;
 each step draws z and instance noise from a generator seeded by (--seed, device, step)
-(``loop.step_rng``).
+(``loop.step_key``).
 
 Each file is written to a temporary name and renamed (``checkpoint.save``), so a kill at any
 moment leaves every earlier file whole, and with MindSpore's CRC (``crc_check=True``), so a file

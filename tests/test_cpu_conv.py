@@ -89,3 +89,36 @@ def blocking_run_after_set_device(value):
 def test_set_device_cpu_runs_graphs_on_the_calling_thread_unless_the_user_chose_otherwise():
     assert blocking_run_after_set_device(None) == "1"
     assert blocking_run_after_set_device("0") == "0"
+
+
+def normal_cdf(q):
+    from math import erf, sqrt
+    return 0.5 * (1 + erf(q / sqrt(2)))
+
+
+def assert_standard_normal(x):
+    """Mean, spread and the distribution function of ``x`` within a few standard errors of N(0, 1)."""
+    import numpy as np
+    n = len(x)
+    assert abs(x.mean()) < 5 / np.sqrt(n) and abs(x.std() - 1) < 5 / np.sqrt(2 * n)
+    for q in (-3, -2, -1, -0.3, 0, 0.3, 1, 2, 3):
+        p = normal_cdf(q)
+        assert abs((x < q).mean() - p) < 5 * np.sqrt(p * (1 - p) / n), q
+
+
+def test_standard_normal_is_a_function_of_its_key_and_normal(fresh_build, monkeypatch):
+    import numpy as np
+    x = cpu_conv.standard_normal(1 << 20, (7, 11))
+    assert x.dtype == np.float32 and x.shape == (1 << 20,) and np.isfinite(x).all()
+    np.testing.assert_array_equal(x, cpu_conv.standard_normal(1 << 20, (7, 11)))  # resumed runs rely on it
+    other = cpu_conv.standard_normal(1 << 20, (7, 12))
+    assert abs(np.corrcoef(x, other)[0, 1]) < 0.01 and abs(np.corrcoef(x[:-1], x[1:])[0, 1]) < 0.01
+    assert_standard_normal(x.astype(np.float64))
+    np.testing.assert_array_equal(cpu_conv.standard_normal(1000, (7, 11)), x[:1000])  # a prefix of the stream
+    # Without the compiled library: NumPy's numbers for the key, the same distribution.
+    monkeypatch.setenv("CXX", "no-such-c++")
+    cpu_conv._build_once.cache_clear()
+    y = cpu_conv.standard_normal(1 << 20, (7, 11))
+    np.testing.assert_array_equal(y, cpu_conv.standard_normal(1 << 20, (7, 11)))
+    assert not np.array_equal(x, y)
+    assert_standard_normal(y.astype(np.float64))
