@@ -15,7 +15,7 @@ updates) into one static graph that MindSpore optimises and runs without returni
 between operators. ``jit=False`` runs the same code eagerly (PyNative), for debugging.
 
 Unlike the tutorial, the noise z is an input of the step rather than drawn inside it: the training
-loop draws it from NumPy, seeded by (seed, device, step), so a run is reproducible, each device of
+loop draws it, keyed by (seed, device, step) (``loop.StepNoise``), so a run is reproducible, each device of
 a data-parallel run draws its own z, and a resumed run draws exactly what the uninterrupted run
 would have (MindSpore's in-graph random operators keep state that cannot be saved or restored).
 

@@ -115,9 +115,18 @@ def composited(path, background):
     return flat
 
 
+def link(target, name):
+    """A hard link (read as fast as the file itself), or a symbolic one where a hard link cannot be
+    made (another file system, or a file the user does not own under protected_hardlinks)."""
+    try:
+        os.link(target, name)
+    except OSError:
+        os.symlink(target, name)
+
+
 class ImageFiles:
     """The chosen images laid out for ``ImageFolderDataset``: a temporary folder ``images/`` holding one
-    link per image, named by its index in ``paths`` (so MindSpore's C++ reader and decoder do the work,
+    link per image (``link``), named by its index in ``paths`` (so MindSpore's C++ reader and decoder do the work,
     in its worker threads, and its error naming a file can be mapped back), or, for an image with
     transparency, a PNG copy composited over ``background``. The folder is removed with this object."""
 
@@ -132,7 +141,7 @@ class ImageFiles:
             if has_alpha(paths[i]):
                 composited(paths[i], background).save(os.path.join(folder, f"{i:08d}.png"), compress_level=1)
             else:
-                os.symlink(os.path.realpath(paths[i]), os.path.join(folder, f"{i:08d}{ext}"))
+                link(os.path.realpath(paths[i]), os.path.join(folder, f"{i:08d}{ext}"))
 
     def original(self, path):
         """The image file behind a path in the folder (as MindSpore names it in an error)."""
