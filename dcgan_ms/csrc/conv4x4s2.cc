@@ -78,12 +78,14 @@ void col2im(const float *col, dim_t ld, int C, int H, int W, float *x) {
         if (ih < 0 || ih >= H) continue;
         const float *r0 = rows + (dim_t)oh * Wo, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
         float *xr = x + ((dim_t)c * H + ih) * W;
+        // Each x element gets its terms in kw order, as a loop over kw would add them (and as
+        // MindSpore's own transposed convolution does: the tests compare bit for bit).
+        for (int ow = 0; ow + 1 < Wo; ++ow) xr[2 * ow + 1] += r0[ow + 1];
         for (int ow = 0; ow < Wo; ++ow) {
           xr[2 * ow] += r1[ow];
           xr[2 * ow + 1] += r2[ow];
         }
         for (int ow = 1; ow < Wo; ++ow) xr[2 * ow] += r3[ow - 1];
-        for (int ow = 0; ow + 1 < Wo; ++ow) xr[2 * ow + 1] += r0[ow + 1];
       }
     }
 }
