@@ -104,8 +104,8 @@ def train_loop(train_step, dataset, total_steps, nz=NZ, seed=1, instance_noise=0
                callbacks=()):
     """Train until ``total_steps`` steps are done (continuing from ``position``, a resumed run's).
 
-    ``train_step(real_imgs, z[, noise])`` is ``step.make_train_step``'s; ``dataset`` yields batches of
-    real images. Returns None, or the StopTraining that ended training early.
+    ``train_step(real_imgs, z[, noise_g, noise_real, noise_fake])`` is ``step.make_train_step``'s;
+    ``dataset`` yields batches of real images. Returns None, or the StopTraining that ended training early.
     """
     position, noise_of = position or Position(), StepNoise(nz, seed, rank, instance_noise)
     callbacks = CallbackList(callbacks)
