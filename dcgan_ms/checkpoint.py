@@ -46,6 +46,13 @@ def canonical_name(name):
     return name.split(".", 1)[1] if name.startswith("optim_") and "." in name else name
 
 
+def as_saved(net):
+    """``net`` as ``save`` takes it; the averaged Generator (``ema.py``) under G's own names
+    ('ema.generator.0.weight' -> 'generator.0.weight'), so that its file loads as any Generator's."""
+    params = net.get_parameters()
+    return [{"name": p.name.removeprefix("ema."), "data": p} for p in params]
+
+
 def read(path):
     """The checkpoint at ``path`` as a dict of canonical name -> Parameter; one clear error if unreadable."""
     if not os.path.isfile(path):

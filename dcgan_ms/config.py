@@ -29,8 +29,13 @@ class TrainConfig:
     max_steps: Optional[int] = None
     batch_size: int = 128
     lr: float = 2e-4
+    lr_d: Optional[float] = None  # D's learning rate when it differs from G's (TTUR); None: --lr
     beta1: float = 0.5
+    beta2: float = 0.999
     instance_noise: float = 0.0
+    instance_noise_steps: int = 0  # the noise fades linearly to 0 over this many steps; 0: constant
+    label_smoothing: float = 0.0  # D's target for real images is 1 - this (one-sided)
+    ema: float = 0.0  # decay of the moving average of G's weights that the run shows and saves; 0: none
     seed: int = 1
     swd_every: int = 0
     swd_num: int = 256
@@ -67,8 +72,8 @@ class TrainConfig:
 
 
 # Flags that define a run: on --resume they come from the checkpoint, and giving another value is an error.
-RUN_DEFINING = ("dataset", "pixel_range", "background", "batch_size", "lr", "beta1", "instance_noise", "seed", "nz", "ngf", "ndf",
-                "distributed")
+RUN_DEFINING = ("dataset", "pixel_range", "background", "batch_size", "lr", "lr_d", "beta1", "beta2", "instance_noise",
+                "instance_noise_steps", "label_smoothing", "ema", "seed", "nz", "ngf", "ndf", "distributed")
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 

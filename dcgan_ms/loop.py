@@ -101,13 +101,15 @@ class CallbackList(Callback):
 
 
 def train_loop(train_step, dataset, total_steps, nz=NZ, seed=1, instance_noise=0.0, rank=0, position=None,
-               callbacks=()):
+               callbacks=(), instance_noise_steps=0):
     """Train until ``total_steps`` steps are done (continuing from ``position``, a resumed run's).
 
     ``train_step(real_imgs, z[, noise_g, noise_real, noise_fake])`` is ``step.make_train_step``'s;
-    ``dataset`` yields batches of real images. Returns None, or the StopTraining that ended training early.
+    ``dataset`` yields batches of real images. ``instance_noise_steps``: the instance noise fades
+    linearly to nothing over that many steps (0: it never fades). Returns None, or the StopTraining
+    that ended training early.
     """
-    position, noise_of = position or Position(), StepNoise(nz, seed, rank, instance_noise)
+    position, noise_of = position or Position(), StepNoise(nz, seed, rank, instance_noise, instance_noise_steps)
     callbacks = CallbackList(callbacks)
     callbacks.on_train_begin(position)
     stop = None
@@ -144,17 +146,29 @@ class StepNoise:
     (``step_key``), so every device draws its own and a resumed run draws what the uninterrupted one
     would have. They come from ``cpu_conv.standard_normal`` (compiled, 3x NumPy's speed: three
     batches of instance noise from NumPy cost a tenth of a quickstart step), and the next step's are
-    drawn on a helper thread while this step trains."""
+    drawn on a helper thread while this step trains. With ``fade_steps`` the instance noise is
+    scaled by ``fade(step)``, from 1 at step 0 down to 0 at ``fade_steps`` (annealed instance noise,
+    Sonderby et al. 2016), and is zeros from then on."""
 
-    def __init__(self, nz, seed, rank, instance_noise):
+    def __init__(self, nz, seed, rank, instance_noise, fade_steps=0):
         self.nz, self.seed, self.rank, self.instance_noise = nz, seed, rank, instance_noise
+        self.fade_steps = fade_steps
         self.helper, self.next, self.arrays = ThreadPoolExecutor(1), None, None
 
+    def fade(self, step):
+        return max(0.0, 1.0 - step / self.fade_steps) if self.fade_steps else 1.0
+
     def draw(self, step, shape):
-        z_size, noise_size = shape[0] * self.nz, 3 * math.prod(shape) if self.instance_noise else 0
+        scale = self.fade(step) if self.instance_noise else 0.0
+        z_size, noise_size = shape[0] * self.nz, 3 * math.prod(shape) if scale else 0
         numbers = standard_normal(z_size + noise_size, step_key(self.seed, self.rank, step))
         z = numbers[:z_size].reshape(shape[0], self.nz, 1, 1)
-        return z, numbers[z_size:].reshape(3, *shape) if self.instance_noise else ()
+        if not self.instance_noise:
+            return z, ()
+        if not scale:  # faded out: the step still takes the inputs
+            return z, np.zeros((3, *shape), np.float32)
+        noise = numbers[z_size:].reshape(3, *shape)
+        return z, noise if scale == 1.0 else noise * np.float32(scale)
 
     def __call__(self, step, shape):
         shape = tuple(shape)

@@ -44,6 +44,7 @@ class Session:
     discriminator: object
     optimizers: tuple
     train_step: object
+    average: object  # ema.WeightAverage of G (--ema), or None
     fixed_noise: np.ndarray
     position: Position
     record: dict  # config.json: the flags, the data folder, the step counts
@@ -52,6 +53,20 @@ class Session:
     @property
     def lead(self):
         return self.rank == 0  # the rank that writes checkpoints and pictures
+
+    @property
+    def cells(self):
+        """What a resume checkpoint holds: G, D, both optimizers, and G's average (--ema)."""
+        return networks_and_optimizers(self.generator, self.discriminator, self.optimizers, self.average)
+
+    @property
+    def shown_generator(self):
+        """The Generator whose images the run shows and saves: G, or its moving average (--ema)."""
+        return self.average.ema if self.average else self.generator
+
+
+def networks_and_optimizers(generator, discriminator, optimizers, average):
+    return (generator, discriminator, *optimizers) + ((average,) if average else ())
 
 
 def resolve_data_root(config):
@@ -91,17 +106,22 @@ def read_resume_state(config):
 
 
 def build_networks(config):
-    """G, D, their Adam optimizers and the (jitted) train step, as the tutorial builds them."""
+    """G, D, their Adam optimizers, G's moving average (--ema, else None) and the (jitted) train
+    step, as the tutorial builds them."""
+    from .ema import WeightAverage
     from .models import Discriminator, Generator
     from .step import make_optimizers, make_train_step
     generator = Generator(config.nz, config.ngf, NC, config.conv)
     discriminator = Discriminator(config.ndf, NC, config.conv)
     generator.set_train()
     discriminator.set_train()
-    optimizers = make_optimizers(generator, discriminator, config.lr, config.beta1)
+    optimizers = make_optimizers(generator, discriminator, config.lr, config.beta1, config.beta2, config.lr_d)
+    average = WeightAverage(generator, Generator(config.nz, config.ngf, NC, config.conv), config.ema) if config.ema \
+        else None
     train_step = make_train_step(generator, discriminator, *optimizers, jit=config.mode == "graph",
-                                 instance_noise=config.instance_noise, distributed=config.distributed)
-    return generator, discriminator, optimizers, train_step
+                                 instance_noise=config.instance_noise, label_smoothing=config.label_smoothing,
+                                 average=average, distributed=config.distributed)
+    return generator, discriminator, optimizers, average, train_step
 
 
 def starting_point(config, state, steps_per_epoch, cells):
@@ -144,13 +164,14 @@ def setup(config, data_root=None):
                              shard_id=rank if config.distributed else None)
     steps_per_epoch = dataset.get_dataset_size()
     total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
-    generator, discriminator, optimizers, train_step = build_networks(config)
-    position, fixed_noise = starting_point(config, state, steps_per_epoch, (generator, discriminator, *optimizers))
+    generator, discriminator, optimizers, average, train_step = build_networks(config)
+    position, fixed_noise = starting_point(config, state, steps_per_epoch,
+                                           networks_and_optimizers(generator, discriminator, optimizers, average))
     record = {**config.flags(), "data_root": os.path.abspath(data_root), "devices": devices,
               "global_batch_size": config.batch_size * devices, "steps_per_epoch": steps_per_epoch,
               "total_steps": total_steps}
     session = Session(config, rank, devices, data_root, dataset, steps_per_epoch, total_steps, generator,
-                      discriminator, optimizers, train_step, fixed_noise, position, record,
+                      discriminator, optimizers, train_step, average, fixed_noise, position, record,
                       state["path"] if state else None)
     if session.lead:
         write_run_files(session)
@@ -179,13 +200,13 @@ def standard_callbacks(s):
     log_path = os.path.join(out, f"log_rank{s.rank}.csv" if c.distributed else "log.csv")
     swd_path = os.path.join(out, "swd.csv")
     every_rank = [cb.CSVLog(log_path, resume_step),
-                  cb.ResumeCheckpoints(out, (s.generator, s.discriminator, *s.optimizers), s.fixed_noise, s.record,
+                  cb.ResumeCheckpoints(out, s.cells, s.fixed_noise, s.record,
                                        s.steps_per_epoch, s.total_steps, c.keep_checkpoints, c.save_every,
                                        0.0 if s.devices > 1 else c.save_minutes, s.devices, write=s.lead)]
-    lead_only = [cb.SWDTracker(swd_path, s.generator, s.data_root, c.swd_every, s.total_steps, c.swd_num, c.seed,
+    lead_only = [cb.SWDTracker(swd_path, s.shown_generator, s.data_root, c.swd_every, s.total_steps, c.swd_num, c.seed,
                                c.pixel_range, c.background, resume_step),
-                 cb.WeightCheckpoints(out, s.generator, s.discriminator),
-                 cb.ProgressGrids(out, s.generator, s.fixed_noise),
+                 cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
+                 cb.ProgressGrids(out, s.shown_generator, s.fixed_noise),
                  cb.LossPlot(out, log_path, swd_path),
                  cb.Progress(s.total_steps, s.steps_per_epoch, out, s.devices, bar=not c.no_progress)]
     callbacks = every_rank + (lead_only if s.lead else [])
@@ -207,7 +228,8 @@ def train(config, data_root=None, callbacks=None):
         return outcome(s, None, 0.0)
     started = time.time()
     stop = train_loop(s.train_step, s.dataset, s.total_steps, s.config.nz, s.config.seed, s.config.instance_noise,
-                      s.rank, s.position, standard_callbacks(s) if callbacks is None else callbacks)
+                      s.rank, s.position, standard_callbacks(s) if callbacks is None else callbacks,
+                      s.config.instance_noise_steps)
     if stop is not None and stop.reason != "interrupted":
         raise UserError(stop_message(stop, s.position.step, out))
     return outcome(s, stop, time.time() - started)

@@ -31,25 +31,34 @@ time D looks at images (G(z) in G's step, x and G(z) in D's step), scaled by sig
 import mindspore as ms
 from mindspore import nn, ops
 
-LR, BETA1 = 2e-4, 0.5  # DCGAN's Adam settings
+LR, BETA1, BETA2 = 2e-4, 0.5, 0.999  # DCGAN's Adam settings (beta2 is Adam's default)
 
 
-def make_optimizers(generator, discriminator, lr=LR, beta1=BETA1):
-    """Two Adam optimizers, one per network, as in the tutorial."""
-    optimizer_g = nn.Adam(generator.trainable_params(), learning_rate=lr, beta1=beta1)
-    optimizer_d = nn.Adam(discriminator.trainable_params(), learning_rate=lr, beta1=beta1)
+def make_optimizers(generator, discriminator, lr=LR, beta1=BETA1, beta2=BETA2, lr_d=None):
+    """Two Adam optimizers, one per network, as in the tutorial. ``lr_d``: D's own learning rate
+    (default: ``lr``, as the tutorial); a D faster than G is the two time-scale update rule (TTUR)."""
+    optimizer_g = nn.Adam(generator.trainable_params(), learning_rate=lr, beta1=beta1, beta2=beta2)
+    optimizer_d = nn.Adam(discriminator.trainable_params(), learning_rate=lr if lr_d is None else lr_d,
+                          beta1=beta1, beta2=beta2)
     optimizer_g.update_parameters_name("optim_g.")
     optimizer_d.update_parameters_name("optim_d.")
     return optimizer_g, optimizer_d
 
 
 def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True, instance_noise=0.0,
-                    distributed=False):
+                    label_smoothing=0.0, average=None, distributed=False):
     """Build ``train_step(real_imgs, z, noise_g, noise_real, noise_fake) -> (g_loss, d_loss, d_real, d_fake)``.
 
     The noises (only with ``instance_noise``): standard normals shaped like ``real_imgs``, added
     (times ``instance_noise``) to what D sees: G(z) in G's step, x and G(z) in D's step. (Three
     separate inputs: slicing one stacked tensor costs a copy of each in the graph.)
+
+    ``label_smoothing=eps`` (one-sided, Salimans et al. 2016): D's target for real images is 1 - eps
+    instead of 1, so D is not pushed to ever more confident verdicts; G's target and D's target for
+    fakes stay 1 and 0.
+
+    ``average`` (an ``ema.WeightAverage`` of G): called after each update of G, so that its averaged
+    Generator follows G's weights.
 
     d_real is the mean of D(x) over the batch, d_fake the mean of D(G(z)) before G's update.
     The losses and D's outputs are this device's.
@@ -74,10 +83,10 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
         g_loss = adversarial_loss(discriminator(noisy(gen_imgs, noise_g)), valid)
         return g_loss, gen_imgs
 
-    def discriminator_forward(real_imgs, gen_imgs, valid, fake, noise_real, noise_fake):
+    def discriminator_forward(real_imgs, gen_imgs, real_target, fake, noise_real, noise_fake):
         d_real = discriminator(noisy(real_imgs, noise_real))
         d_fake = discriminator(noisy(gen_imgs, noise_fake))
-        real_loss = adversarial_loss(d_real, valid)
+        real_loss = adversarial_loss(d_real, real_target)
         fake_loss = adversarial_loss(d_fake, fake)
         d_loss = (real_loss + fake_loss) / 2
         return d_loss, d_real.mean(), d_fake.mean()
@@ -89,12 +98,15 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
     def train_step(real_imgs, z, noise_g=None, noise_real=None, noise_fake=None):
         valid = ops.ones((real_imgs.shape[0], 1), ms.float32)
         fake = ops.zeros((real_imgs.shape[0], 1), ms.float32)
+        real_target = valid - label_smoothing if label_smoothing else valid  # a Python constant, as above
         (g_loss, gen_imgs), g_grads = grad_generator_fn(z, valid, noise_g)
         if distributed:
             g_grads = reduce_g(g_grads)
         optimizer_g(g_grads)
-        (d_loss, d_real, d_fake), d_grads = grad_discriminator_fn(real_imgs, gen_imgs, valid, fake, noise_real,
-                                                                   noise_fake)
+        if average is not None:
+            average()
+        (d_loss, d_real, d_fake), d_grads = grad_discriminator_fn(real_imgs, gen_imgs, real_target, fake,
+                                                                   noise_real, noise_fake)
         if distributed:
             d_grads = reduce_d(d_grads)
         optimizer_d(d_grads)

@@ -80,11 +80,14 @@ def _nonnegative(text):
     return value
 
 
-def _beta(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+def _in(low, high):
+    """A parser of floats in [low, high)."""
+    def parse(text):
+        value = float(text)
+        if not low <= value < high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}), got {text}")
+        return value
+    return parse
 
 
 def build_parser():
@@ -117,11 +120,22 @@ def _data_and_training_flags(p):
     g.add_argument("--epochs", type=_positive(int), default=DEFAULTS.epochs, help="passes over the data")
     g.add_argument("--max_steps", type=_positive(int), default=DEFAULTS.max_steps, help="stop after this many steps")
     g.add_argument("--batch_size", type=_positive(int), default=DEFAULTS.batch_size, help="images per step")
-    g.add_argument("--lr", type=_positive(float), default=DEFAULTS.lr, help="Adam learning rate, both networks")
-    g.add_argument("--beta1", type=_beta, default=DEFAULTS.beta1, help="Adam beta1, both networks")
+    g.add_argument("--lr", type=_positive(float), default=DEFAULTS.lr,
+                   help="Adam learning rate of G, and of D unless --lr_d is given")
+    g.add_argument("--lr_d", type=_positive(float), default=DEFAULTS.lr_d,
+                   help="D's own Adam learning rate (default: --lr); a faster D is TTUR (Heusel et al. 2017)")
+    g.add_argument("--beta1", type=_in(0, 1), default=DEFAULTS.beta1, help="Adam beta1, both networks")
+    g.add_argument("--beta2", type=_in(0, 1), default=DEFAULTS.beta2, help="Adam beta2, both networks")
     g.add_argument("--instance_noise", type=_nonnegative, default=DEFAULTS.instance_noise, metavar="SIGMA",
                    help="std of Gaussian noise added to D's inputs, real and fake (0: off, the tutorial's "
-                        "training; the quickstart uses 0.1, see README)")
+                        "training; the quickstart uses it, see README)")
+    g.add_argument("--instance_noise_steps", type=int, default=DEFAULTS.instance_noise_steps,
+                   metavar="STEPS", help="the instance noise fades linearly to 0 over this many steps (0: it stays)")
+    g.add_argument("--label_smoothing", type=_in(0, 0.5), default=DEFAULTS.label_smoothing, metavar="EPS",
+                   help="one-sided label smoothing: D's target for real images is 1 - EPS (0: off, the tutorial)")
+    g.add_argument("--ema", type=_in(0, 1), default=DEFAULTS.ema, metavar="DECAY",
+                   help="keep a moving average of G's weights with this decay per step (e.g. 0.99); the grids, "
+                        "generator.ckpt and SWD then come from the averaged G (0: off, the tutorial)")
     g.add_argument("--seed", type=int, default=DEFAULTS.seed,
                    help="seeds weights, shuffling, noise and the fixed noise")
     g.add_argument("--swd_every", type=int, default=DEFAULTS.swd_every, metavar="EPOCHS",
@@ -184,7 +198,7 @@ def parse_args(argv=None):
         parser.error("--dataset sample takes no --data_root (the sample is data/sample)")
     if args["distributed"] and args["output_dir"] is None:
         parser.error("--distributed needs --output_dir (every rank must write to the same folder)")
-    for flag in ("swd_every", "save_every"):
+    for flag in ("swd_every", "save_every", "instance_noise_steps"):
         if args[flag] < 0:
             parser.error(f"argument --{flag}: must be 0 or more, got {args[flag]}")
     if args["resume"] == "latest" and args["output_dir"] is None:

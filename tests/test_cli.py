@@ -85,7 +85,11 @@ def test_bad_flags_exit_nonzero_with_one_message():
     for args, message in ((["--batch_size", "0"], "--batch_size: must be greater than 0"),
                           (["--epochs", "-1"], "--epochs: must be greater than 0"),
                           (["--device_target", "TPU"], "--device_target: invalid choice: 'TPU'"),
-                          (["--beta1", "1.5"], "--beta1: must be in [0, 1)")):
+                          (["--beta1", "1.5"], "--beta1: must be in [0, 1)"),
+                          (["--beta2", "1"], "--beta2: must be in [0, 1)"),
+                          (["--lr_d", "0"], "--lr_d: must be greater than 0"),
+                          (["--label_smoothing", "0.5"], "--label_smoothing: must be in [0, 0.5)"),
+                          (["--instance_noise_steps", "-3"], "--instance_noise_steps: must be 0 or more")):
         proc = run_cli("dcgan_ms.train", *args)
         assert proc.returncode == 2, args
         assert message in proc.stderr, proc.stderr
@@ -108,7 +112,7 @@ def test_help_documents_every_flag():
     proc = run_cli("dcgan_ms.train", "--help")
     assert proc.returncode == 0
     for flag in ("--device_target", "--mode", "--dataset", "--data_root", "--epochs", "--batch_size", "--lr",
-                 "--beta1", "--nz", "--ngf", "--ndf", "--seed", "--output_dir", "--max_steps", "--resume",
+                 "--lr_d", "--beta1", "--beta2", "--instance_noise", "--instance_noise_steps", "--label_smoothing", "--nz", "--ngf", "--ndf", "--seed", "--output_dir", "--max_steps", "--resume",
                  "--save_every", "--save_minutes", "--keep_checkpoints", "--overwrite"):
         assert re.search(rf"{flag}\b[^\n]*\n?\s+\S", proc.stdout), flag
 

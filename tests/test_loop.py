@@ -34,10 +34,11 @@ class FakeStep:
     """Stands in for make_train_step's step: records z, returns losses (non-finite from step ``bad_at``)."""
 
     def __init__(self, bad_at=None):
-        self.z, self.bad_at = [], bad_at
+        self.z, self.noise, self.bad_at = [], [], bad_at
 
     def __call__(self, real_imgs, z, *noise):
         self.z.append(z.asnumpy())
+        self.noise.append([n.asnumpy() for n in noise])
         bad = self.bad_at is not None and len(self.z) >= self.bad_at
         return (float("nan") if bad else 0.7, 0.6, 0.5, 0.4)
 
@@ -68,6 +69,21 @@ def test_noise_is_a_function_of_the_step_so_a_resumed_loop_draws_the_same(datase
     other_rank = FakeStep()
     train_loop(other_rank, dataset, total_steps=1, nz=4, seed=3, rank=1)
     assert not np.array_equal(other_rank.z[0], whole.z[0])
+
+
+def test_instance_noise_fades_linearly_over_its_steps_and_z_does_not(dataset):
+    steady, fading = FakeStep(), FakeStep()
+    train_loop(steady, dataset, total_steps=6, nz=4, seed=3, instance_noise=0.1)
+    train_loop(fading, dataset, total_steps=6, nz=4, seed=3, instance_noise=0.1, instance_noise_steps=4)
+    for step in range(6):
+        np.testing.assert_array_equal(fading.z[step], steady.z[step])
+        assert len(fading.noise[step]) == 3 and fading.noise[step][0].shape == (8, 3, 64, 64)
+        for a, b in zip(fading.noise[step], steady.noise[step]):
+            np.testing.assert_allclose(a, b * max(0.0, 1 - step / 4), rtol=1e-6)
+    assert np.std(steady.noise[5][0]) > 0.9 and not np.any(fading.noise[5][0])  # faded out by step 4
+    none = FakeStep()
+    train_loop(none, dataset, total_steps=1, nz=4, seed=3, instance_noise_steps=4)
+    assert none.noise == [[]]  # no instance noise: the step takes none, however it would fade
 
 
 def test_a_callback_stops_training_and_every_callback_hears_why(dataset):

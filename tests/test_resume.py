@@ -51,16 +51,20 @@ def checkpoint_steps(out):
     return sorted(int(os.path.basename(p)[5:12]) for p in resume.state_paths(str(out)))
 
 
+# The quickstart's knobs too: the instance noise fades over steps the kill falls among.
+KNOBS = ("--instance_noise_steps", "15", "--label_smoothing", "0.1", "--lr_d", "4e-4", "--beta2", "0.99", "--ema", "0.9")
+
+
 def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path, images):
     reference = tmp_path / "left_alone"
-    proc = run_cli(*flags(images, reference, "--save_every", "2"))
+    proc = run_cli(*flags(images, reference, "--save_every", "2", *KNOBS))
     assert proc.returncode == 0, proc.stderr
     expected = losses(read_log(reference))
     assert [int(r[0]) for r in expected] == list(range(1, STEPS_PER_EPOCH * EPOCHS + 1))
 
     out = tmp_path / "killed"
     with open(tmp_path / "killed.err", "w") as err:
-        run = subprocess.Popen([sys.executable, "-m", *flags(images, out, "--save_every", "2")], cwd=REPO,
+        run = subprocess.Popen([sys.executable, "-m", *flags(images, out, "--save_every", "2", *KNOBS)], cwd=REPO,
                                stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.time() + 300
         while not [s for s in checkpoint_steps(out) if s >= 12] and run.poll() is None and time.time() < deadline:
@@ -85,6 +89,10 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path, images):
     assert resumed == expected  # deterministic on CPU: the same losses as the run that was left alone
     assert sorted(os.listdir(out / "samples")) == [f"epoch_{e:03d}.png" for e in range(1, EPOCHS + 1)]
     np.testing.assert_array_equal(np.load(out / "fixed_noise.npy"), np.load(reference / "fixed_noise.npy"))
+    averaged = [ms.load_checkpoint(str(run / "generator.ckpt")) for run in (reference, out)]  # --ema: restored too
+    assert sorted(averaged[0]) == sorted(averaged[1]) and "generator.0.weight" in averaged[0]
+    for name, value in averaged[0].items():
+        np.testing.assert_array_equal(value.asnumpy(), averaged[1][name].asnumpy(), err_msg=name)
 
 
 def corrupt(path, how):
@@ -127,6 +135,9 @@ def test_damaged_checkpoints_are_named_and_resume_falls_back(tmp_path, images):
     proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--ngf", "16")
     assert proc.returncode == 2
     assert "--ngf 16 differs from the run being resumed (8)" in proc.stderr.strip().splitlines()[-1]
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--label_smoothing", "0.2")
+    assert proc.returncode == 2
+    assert "--label_smoothing 0.2 differs from the run being resumed (0.0)" in proc.stderr.strip().splitlines()[-1]
 
 
 def test_nonfinite_losses_stop_and_keep_the_last_good_checkpoint(tmp_path, images):

@@ -99,3 +99,25 @@ def test_instance_noise_reaches_the_discriminator_only_when_asked():
     assert outputs[2][2] != outputs[0][2]  # with noise D(x) changes
     assert outputs[2] == outputs[3]  # the noise is an input: the same noise, the same step
     assert outputs[4][2] != outputs[2][2]
+
+
+def test_label_smoothing_changes_only_the_discriminators_target_for_real_images():
+    plain, smoothed = [], []
+    for eps, out in ((0.0, plain), (0.2, smoothed)):
+        step, x, z = fresh_step(5, label_smoothing=eps)
+        out.extend([float(v) for v in step(x, z)] + [float(v) for v in step(x, z)])
+    g0, d0, real0, fake0, g1 = plain[:5]
+    assert smoothed[0] == g0 and smoothed[2] == real0 and smoothed[3] == fake0  # G's step and D's inputs
+    assert smoothed[1] != d0  # D's loss has another target for real images
+    assert smoothed[4] != g1  # and D's update, so G's next loss, differ
+
+
+def test_optimizers_take_their_own_learning_rates_and_beta2():
+    ms.set_seed(0)
+    g, d = Generator(NZ, WIDTH), Discriminator(WIDTH)
+    opt_g, opt_d = make_optimizers(g, d, lr=1e-4, beta2=0.99, lr_d=4e-4)
+    assert np.isclose(float(opt_g.learning_rate.asnumpy()), 1e-4)
+    assert np.isclose(float(opt_d.learning_rate.asnumpy()), 4e-4)
+    assert np.isclose(float(opt_g.beta2.asnumpy()), 0.99) and np.isclose(float(opt_d.beta2.asnumpy()), 0.99)
+    opt_g, opt_d = make_optimizers(g, d, lr=3e-4)  # the tutorial: one rate for both, Adam's beta2
+    assert np.isclose(float(opt_d.learning_rate.asnumpy()), 3e-4) and np.isclose(float(opt_d.beta2.asnumpy()), 0.999)
