@@ -4,7 +4,9 @@
 
 Generates ``--num`` images, takes as many real images, and reports the sliced Wasserstein distance
 on Laplacian-pyramid patches (``dcgan_ms/swd.py``) per pyramid level and in the mean, x 1e3; lower
-is better, two halves of the real set score about 10-15. Prints it and writes JSON (default:
+is better, two halves of the real set score about 10-15; and the diversity of the generated images
+(``swd.diversity``: nearest-neighbour distances within the set against the real set's, about 1 when
+as varied as the real images, near 0 for a collapsed Generator). Prints them and writes JSON (default:
 ``swd.json`` beside the checkpoint). ``--random_init`` scores an untrained Generator instead, as a
 baseline. Which pixel range the Generator was trained for is read from ``config.json`` beside the
 checkpoint (``--pixel_range`` overrides).
@@ -83,7 +85,7 @@ def main(argv=None):
     from . import checkpoint
     from .data import FACES_DIR, SAMPLE_DIR, prepare_faces
     from .models import Generator
-    from .swd import swd
+    from .swd import diversity, swd
 
     pixel_range, background = args.pixel_range or "-1,1", "white"
     if args.ckpt:
@@ -99,10 +101,11 @@ def main(argv=None):
     data_root = args.data_root or (SAMPLE_DIR if args.dataset == "sample" else prepare_faces(FACES_DIR))
     real = real_images(data_root, args.num, args.seed, background)
     fake = generated_images(generator, args.num, args.seed, args.bn, pixel_range)
-    result = swd(real, fake, args.seed)
+    result, spread = swd(real, fake, args.seed), diversity(real, fake)
     report = {"ckpt": args.ckpt or "random init", "data_root": os.path.abspath(data_root), "num": args.num,
               "seed": args.seed, "bn": args.bn, "pixel_range": pixel_range,
-              "swd_x1e3": {"per_level": {str(k): v for k, v in result["levels"].items()}, "mean": result["mean"]}}
+              "swd_x1e3": {"per_level": {str(k): v for k, v in result["levels"].items()}, "mean": result["mean"]},
+              "diversity": spread}
     out = args.out or (os.path.join(os.path.dirname(os.path.abspath(args.ckpt)), "swd.json") if args.ckpt else None)
     if out:
         try:
@@ -111,7 +114,8 @@ def main(argv=None):
         except OSError as e:
             raise UserError(f"cannot write {out} ({e.strerror or e}): pass a writable --out") from None
     levels = ", ".join(f"{k}px {v:.1f}" for k, v in result["levels"].items())
-    print(f"SWD x1e3 ({args.num} images): mean {result['mean']:.1f} ({levels})" + (f"; written to {out}" if out else ""))
+    print(f"SWD x1e3 ({args.num} images): mean {result['mean']:.1f} ({levels}); diversity {spread:.2f}"
+          + (f"; written to {out}" if out else ""))
 
 
 if __name__ == "__main__":

@@ -108,3 +108,19 @@ def swd(images_a, images_b, seed=0):
         da, db = _descriptors(la, rng), _descriptors(lb, rng)
         levels[int(la.shape[-1])] = 1e3 * sliced_wasserstein(da, db, rng)
     return {"levels": levels, "mean": float(np.mean(list(levels.values())))}
+
+
+def diversity(real, fake, size=16, num=512):
+    """How distinct a Generator's images are from one another, against real images: the median
+    distance from each image to its nearest neighbour in its own set (at ``size`` pixels, the
+    first ``num`` images of each set), generated over real. About 1: as varied as the real set;
+    near 0: many near-duplicates (mode collapse), which the SWD sees only in part."""
+    def median_nn(images):
+        x = _as_float(images[:num])
+        n = len(x)
+        x = x.reshape(n, 3, size, x.shape[2] // size, size, x.shape[3] // size).mean(axis=(3, 5)).reshape(n, -1)
+        sq = (x * x).sum(axis=1)
+        d2 = sq[:, None] + sq[None, :] - 2 * x @ x.T
+        np.fill_diagonal(d2, np.inf)
+        return float(np.median(np.sqrt(np.maximum(d2.min(axis=1), 0))))
+    return median_nn(fake) / median_nn(real)

@@ -54,3 +54,12 @@ def test_swd_orders_sets_by_how_far_they_are(halves):
 def test_swd_rejects_mismatched_sets(halves):
     with pytest.raises(ValueError, match="same number of images"):
         swd(halves[0], halves[1][:10])
+
+
+def test_diversity_is_about_one_for_real_images_and_near_zero_for_a_collapsed_set(halves):
+    from dcgan_ms.swd import diversity
+    a, b = halves
+    assert 0.8 < diversity(a, b) < 1.25
+    collapsed = noised(np.repeat(b[:4], 100, axis=0), 3)  # four images, each repeated with a little noise
+    assert diversity(a, collapsed) < 0.3
+    assert diversity(a, blurred(b, 1)) < diversity(a, b)  # blur brings images closer to each other too
