@@ -39,7 +39,6 @@ class WeightAverage(nn.Cell):
         super().__init__()
         for mine, theirs in zip(averaged.get_parameters(), network.get_parameters()):
             mine.set_data(theirs.data.copy())  # the average starts where the network starts
-            mine.requires_grad = False
         self.ema, self.decay = averaged, decay  # as the attribute "ema", its parameters are named "ema.*"
         self.weights = ParameterTuple(network.get_parameters())
         self.averages = ParameterTuple(averaged.get_parameters())

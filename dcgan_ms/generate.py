@@ -34,6 +34,7 @@ def generate(generator, z, bn="batch"):
     checkpointed statistics unchanged.
     """
     import mindspore as ms
+    from mindspore import ops
 
     if bn == "moving":
         generator.set_train(False)
@@ -42,8 +43,8 @@ def generate(generator, z, bn="batch"):
     saved = [p.asnumpy().copy() for p in stats]
     generator.set_train(True)
     images = generator(ms.Tensor(z, ms.float32)).asnumpy()
-    for p, value in zip(stats, saved):
-        p.set_data(ms.Tensor(value))
+    for p, value in zip(stats, saved):  # in place: a compiled train step keeps updating the same memory
+        ops.assign(p, ms.Tensor(value))
     return images
 
 

@@ -42,3 +42,31 @@ def test_the_average_follows_g_as_the_formula_says(tmp_path):
     loaded = checkpoint.load_generator(path)
     for a, e in zip(params(loaded), params(average.ema)):
         np.testing.assert_array_equal(a, e)
+
+
+def test_generating_between_steps_leaves_the_step_updating_the_same_parameters():
+    """The progress grids generate with BatchNorm in training mode and put the running statistics
+    back afterwards; they must be put back in place, or the compiled step goes on updating memory
+    the network no longer reads (G's running statistics, and the average, froze at the first grid)."""
+    from dcgan_ms.generate import generate
+    from dcgan_ms.models import running_stats
+    ms.set_seed(0)
+    g, d = Generator(NZ, WIDTH), Discriminator(WIDTH)
+    g.set_train()
+    d.set_train()
+    average = WeightAverage(g, Generator(NZ, WIDTH), DECAY)
+    step = make_train_step(g, d, *make_optimizers(g, d), average=average)
+    rng = np.random.default_rng(0)
+
+    def train_once():
+        x = ms.Tensor(rng.uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32))
+        step(x, ms.Tensor(rng.standard_normal((4, NZ, 1, 1)).astype(np.float32)))
+
+    train_once()
+    z = rng.standard_normal((4, NZ, 1, 1)).astype(np.float32)
+    for net in (g, average.ema):
+        generate(net, z, bn="batch")
+    before = params(average.ema) + [p.asnumpy().copy() for p in running_stats(g)]
+    train_once()
+    after = params(average.ema) + [p.asnumpy().copy() for p in running_stats(g)]
+    assert all(not np.array_equal(a, b) for a, b in zip(before, after))
