@@ -2,7 +2,8 @@
 
     python benchmarks/recipe.py --recipe quickstart                      # the README's quickstart, seeds 1-3
     python benchmarks/recipe.py --recipe before --recipe quickstart      # several, A B A B ... by seed
-    python benchmarks/recipe.py --recipe quickstart --data_root data/twemoji   # another image set
+    python benchmarks/twemoji.py && python benchmarks/recipe.py --recipe quickstart --recipe before \
+        --data_root data/twemoji                                      # another image set
     python benchmarks/recipe.py --name mine -- --ngf 32 --ndf 16 --batch_size 64 --epochs 40
 
 For each recipe and seed: ``python -m dcgan_ms.train`` with the recipe's flags and ``--seed``, timed
@@ -26,6 +27,7 @@ import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
 
 RECIPES = {
     # the quickstart before the recipe work (README of the change before): 1,196 steps
@@ -43,9 +45,20 @@ def run(cmd):
     return time.perf_counter() - start, proc.stdout
 
 
+def steps_on_the_sample(flags):
+    """How many steps the recipe trains on the sample (its --epochs count passes over the sample)."""
+    from dcgan_ms.data import SAMPLE_DIR
+    from dcgan_ms.train import parse_args
+    config = parse_args([*flags, "--dataset", "sample"])
+    per_epoch = len(os.listdir(SAMPLE_DIR)) // config.batch_size
+    return min(config.epochs * per_epoch, config.max_steps or float("inf"))
+
+
 def one_run(name, flags, seed, data, out_root):
     out = os.path.join(out_root, f"{name}-seed{seed}")
     data_flags = ["--data_root", data] if data else ["--dataset", "sample"]
+    if data:  # the same number of steps as on the sample, whatever the size of this set (the last flag wins)
+        flags = [*flags, "--epochs", str(10 ** 6), "--max_steps", str(steps_on_the_sample(flags))]
     seconds, _ = run([sys.executable, "-m", "dcgan_ms.train", *data_flags, *flags, "--seed", str(seed),
                       "--output_dir", out, "--overwrite", "--no_progress"])
     ckpt = os.path.join(out, "generator.ckpt")
@@ -80,7 +93,8 @@ def main():
     p.add_argument("--name", default="custom", help="the name of the recipe given after --")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--budget", type=float, default=150.0, help="wall seconds a run may take")
-    p.add_argument("--data_root", default=None, help="train and evaluate on this folder (default: the sample)")
+    p.add_argument("--data_root", default=None, help="train and evaluate on this folder (default: the sample) for "
+                   "as many steps as the recipe trains on the sample")
     p.add_argument("--runs_dir", default=None, help="keep the runs here (default: a temporary folder)")
     p.add_argument("--out", default=None, help="write every result as JSON here")
     p.add_argument("flags", nargs="*", help="after --: the train flags of a recipe of your own")

@@ -27,6 +27,11 @@ so lets G learn shapes and colours sooner. The README's quickstart uses it: on t
 sample avatars, DCGAN (ours and PyTorch's alike) otherwise stays grey for hundreds of steps.
 For the reason above, that noise is an input too: three standard-normal batches, one for each
 time D looks at images (G(z) in G's step, x and G(z) in D's step), scaled by sigma in the step.
+
+Two more options of the quickstart's recipe, off by default: one-sided label smoothing
+(``label_smoothing=eps``, Salimans et al. 2016: D's target for real images is 1 - eps, so D is not
+pushed to ever more confident verdicts; G's target and D's target for fakes stay 1 and 0), and
+``average``, an ``ema.WeightAverage`` of G, updated right after each G update.
 """
 import mindspore as ms
 from mindspore import nn, ops
@@ -51,17 +56,9 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
 
     The noises (only with ``instance_noise``): standard normals shaped like ``real_imgs``, added
     (times ``instance_noise``) to what D sees: G(z) in G's step, x and G(z) in D's step. (Three
-    separate inputs: slicing one stacked tensor costs a copy of each in the graph.)
-
-    ``label_smoothing=eps`` (one-sided, Salimans et al. 2016): D's target for real images is 1 - eps
-    instead of 1, so D is not pushed to ever more confident verdicts; G's target and D's target for
-    fakes stay 1 and 0.
-
-    ``average`` (an ``ema.WeightAverage`` of G): called after each update of G, so that its averaged
-    Generator follows G's weights.
-
-    d_real is the mean of D(x) over the batch, d_fake the mean of D(G(z)) before G's update.
-    The losses and D's outputs are this device's.
+    separate inputs: slicing one stacked tensor costs a copy of each in the graph.) For
+    ``label_smoothing`` and ``average`` see the module's docstring. d_real is the mean of D(x) over
+    the batch, d_fake the mean of D(G(z)) before G's update: this device's, as the losses.
 
     ``distributed=True`` (data parallel, after ``mindspore.communication.init()`` and a
     DATA_PARALLEL context with ``gradients_mean=True``): both networks' gradients are averaged over
