@@ -30,10 +30,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 RECIPES = {
-    # the quickstart before the recipe work (README of the change before): 1,196 steps
+    # the quickstart before the recipe work: 1,196 steps, which took 2 min 27 s in the change that set them
     "before": "--ngf 16 --ndf 16 --batch_size 32 --epochs 26 --instance_noise 0.1",
-    # the README's quickstart
-    "quickstart": "--ngf 16 --ndf 16 --batch_size 32 --epochs 26 --instance_noise 0.1",
+    # the same flags, as many steps as the budget buys at today's speed
+    "before-longer": "--ngf 16 --ndf 16 --batch_size 32 --epochs 52 --instance_noise 0.1",
+    # the README's quickstart: twice the learning rate, more instance noise, G's weights averaged
+    "quickstart": "--ngf 16 --ndf 16 --batch_size 32 --epochs 52 --lr 4e-4 --instance_noise 0.15 --ema 0.99",
 }
 
 

@@ -49,8 +49,8 @@ def canonical_name(name):
 def as_saved(net):
     """``net`` as ``save`` takes it; the averaged Generator (``ema.py``) under G's own names
     ('ema.generator.0.weight' -> 'generator.0.weight'), so that its file loads as any Generator's."""
-    params = net.get_parameters()
-    return [{"name": p.name.removeprefix("ema."), "data": p} for p in params]
+    from .ema import PREFIX
+    return [{"name": p.name.removeprefix(PREFIX), "data": p} for p in net.get_parameters()]
 
 
 def read(path):

@@ -66,6 +66,7 @@ class Session:
 
 
 def networks_and_optimizers(generator, discriminator, optimizers, average):
+    """The cells whose parameters a resume checkpoint holds (``Session.cells``)."""
     return (generator, discriminator, *optimizers) + ((average,) if average else ())
 
 
