@@ -9,7 +9,7 @@
 For each recipe and seed: ``python -m dcgan_ms.train`` with the recipe's flags and ``--seed``, timed
 from process start to exit (wall time, the whole run a user waits for: start-up, compile, steps,
 per-epoch grids and checkpoints); then ``python -m dcgan_ms.evaluate`` on its generator.ckpt: SWD x1e3
-against 1,024 real images of the same set (mean and per level: 64, 32, 16 px) and the diversity of
+against 1,024 real images of the same set (`--num`; mean and per level: 64, 32, 16 px) and the diversity of
 the generated images (``dcgan_ms.swd.diversity``: about 1 as varied as the real images, near 0
 collapsed). The report gives every run, then per recipe the mean and spread (min-max) over seeds,
 and says whether every run kept within ``--budget`` seconds. Runs alternate between recipes seed by
@@ -56,7 +56,7 @@ def steps_on_the_sample(flags):
     return min(config.epochs * per_epoch, config.max_steps or float("inf"))
 
 
-def one_run(name, flags, seed, data, out_root):
+def one_run(name, flags, seed, data, out_root, num=1024):
     out = os.path.join(out_root, f"{name}-seed{seed}")
     data_flags = ["--data_root", data] if data else ["--dataset", "sample"]
     if data:  # the same number of steps as on the sample, whatever the size of this set (the last flag wins)
@@ -64,7 +64,7 @@ def one_run(name, flags, seed, data, out_root):
     seconds, _ = run([sys.executable, "-m", "dcgan_ms.train", *data_flags, *flags, "--seed", str(seed),
                       "--output_dir", out, "--overwrite", "--no_progress"])
     ckpt = os.path.join(out, "generator.ckpt")
-    run([sys.executable, "-m", "dcgan_ms.evaluate", "--ckpt", ckpt, "--num", "1024",
+    run([sys.executable, "-m", "dcgan_ms.evaluate", "--ckpt", ckpt, "--num", str(num),
          *(["--data_root", data] if data else [])])
     report = json.load(open(os.path.join(out, "swd.json")))
     steps = json.load(open(os.path.join(out, "config.json")))["total_steps"]
@@ -97,6 +97,7 @@ def main():
     p.add_argument("--budget", type=float, default=150.0, help="wall seconds a run may take")
     p.add_argument("--data_root", default=None, help="train and evaluate on this folder (default: the sample) for "
                    "as many steps as the recipe trains on the sample")
+    p.add_argument("--num", type=int, default=1024, help="real and generated images per SWD")
     p.add_argument("--runs_dir", default=None, help="keep the runs here (default: a temporary folder)")
     p.add_argument("--out", default=None, help="write every result as JSON here")
     p.add_argument("flags", nargs="*", help="after --: the train flags of a recipe of your own")
@@ -112,7 +113,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             for name, flags in recipes.items():
-                r = one_run(name, flags, seed, args.data_root, args.runs_dir or tmp)
+                r = one_run(name, flags, seed, args.data_root, args.runs_dir or tmp, args.num)
                 results.append(r)
                 print(f"  {name} seed {seed}: {r['seconds']:.1f} s, {r['steps']} steps, SWD {r['swd']:.1f} "
                       f"({' / '.join(f'{v:.1f}' for v in r['levels'].values())}), diversity {r['diversity']:.2f}",
