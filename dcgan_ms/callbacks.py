@@ -35,8 +35,9 @@ LOG_FIELDS = ("step", "epoch", "g_loss", "d_loss", "d_real", "d_fake", "img_per_
 
 
 def ended_cleanly(stop):
-    """Training ran all its steps, or was stopped by the user (the pictures of the run are made)."""
-    return stop is None or stop.reason == "interrupted"
+    """Training ran all its steps, or was stopped by the user or its time limit (the pictures of the
+    run are made)."""
+    return stop is None or stop.reason in ("interrupted", "time limit")
 
 
 def saves_now(stop, position, saved_step):
@@ -323,6 +324,26 @@ class RankReport(Callback):
                        "running_stats_digest": parameter_digest(*self.nets, trainable=False),
                        "artifacts_written": sorted(written), "image_digests": self.digests[:self.DIGESTS_KEPT]},
                       f, indent=1)
+
+
+class TimeLimit(Callback):
+    """``--max_minutes``: once ``minutes`` have passed since training began, end it after the current
+    step as if its steps were done (everything saved, pictures made); ``--resume`` continues it."""
+
+    def __init__(self, minutes, output_dir):
+        self.minutes, self.output_dir = minutes, output_dir
+
+    def on_train_begin(self, position):
+        self.deadline = time.time() + 60 * self.minutes
+
+    def on_step_end(self, position, losses, real_imgs):
+        if time.time() >= self.deadline:
+            raise StopTraining("time limit", f"stopped at the time limit (--max_minutes {self.minutes:g}) after step "
+                               f"{position.step}: continue with --resume --output_dir {self.output_dir}")
+
+    def on_train_end(self, position, stop):
+        if stop is not None and stop.reason == "time limit":
+            print(stop.message, file=sys.stderr)
 
 
 class StopOnSignal(Callback):

@@ -27,6 +27,7 @@ class TrainConfig:
     # training
     epochs: int = 3
     max_steps: Optional[int] = None
+    max_minutes: Optional[float] = None  # end training (saving all) after this long; --resume continues
     batch_size: int = 128
     lr: float = 2e-4
     lr_d: Optional[float] = None  # D's learning rate when it differs from G's (TTUR); None: --lr

@@ -43,9 +43,10 @@ class Losses:
 
 
 class StopTraining(Exception):
-    """Ends training early. ``reason``: "interrupted" (Ctrl-C or SIGTERM), "data error" (an image that
-    cannot be read), "non-finite loss", "aborted" (a second Ctrl-C). ``save``: whether the callbacks
-    save what was done (never after a non-finite loss, whose step is not kept)."""
+    """Ends training early. ``reason``: "interrupted" (Ctrl-C or SIGTERM), "time limit"
+    (--max_minutes), "data error" (an image that cannot be read), "non-finite loss", "aborted" (a
+    second Ctrl-C). ``save``: whether the callbacks save what was done (never after a non-finite
+    loss, whose step is not kept)."""
 
     def __init__(self, reason, message="", save=True):
         super().__init__(message or reason)

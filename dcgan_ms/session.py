@@ -211,6 +211,8 @@ def standard_callbacks(s):
                  cb.LossPlot(out, log_path, swd_path),
                  cb.Progress(s.total_steps, s.steps_per_epoch, out, s.devices, bar=not c.no_progress)]
     callbacks = every_rank + (lead_only if s.lead else [])
+    if c.max_minutes:
+        callbacks.append(cb.TimeLimit(c.max_minutes, out))
     if c.distributed:
         callbacks.append(cb.RankReport(out, s.rank, s.devices, (s.generator, s.discriminator), list(callbacks)))
     return callbacks + [cb.StopOnSignal()]
@@ -231,7 +233,7 @@ def train(config, data_root=None, callbacks=None):
     stop = train_loop(s.train_step, s.dataset, s.total_steps, s.config.nz, s.config.seed, s.config.instance_noise,
                       s.rank, s.position, standard_callbacks(s) if callbacks is None else callbacks,
                       s.config.instance_noise_steps)
-    if stop is not None and stop.reason != "interrupted":
+    if stop is not None and stop.reason not in ("interrupted", "time limit"):
         raise UserError(stop_message(stop, s.position.step, out))
     return outcome(s, stop, time.time() - started)
 
@@ -239,7 +241,8 @@ def train(config, data_root=None, callbacks=None):
 def outcome(s, stop, seconds):
     p = s.position
     return {"output_dir": s.config.output_dir, "steps": p.step, "epochs": p.epoch if p.step_in_epoch else p.epoch - 1,
-            "seconds": seconds, "rank": s.rank, "devices": s.devices, "interrupted": stop is not None}
+            "seconds": seconds, "rank": s.rank, "devices": s.devices,
+            "interrupted": stop is not None and stop.reason == "interrupted"}
 
 
 def stop_message(stop, step, out):

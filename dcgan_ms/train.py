@@ -119,6 +119,9 @@ def _data_and_training_flags(p):
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=_positive(int), default=DEFAULTS.epochs, help="passes over the data")
     g.add_argument("--max_steps", type=_positive(int), default=DEFAULTS.max_steps, help="stop after this many steps")
+    g.add_argument("--max_minutes", type=_positive(float), default=DEFAULTS.max_minutes,
+                   help="end training after the step that passes this many minutes of training, saving everything "
+                        "as at the end (exit 0); --resume continues it")
     g.add_argument("--batch_size", type=_positive(int), default=DEFAULTS.batch_size, help="images per step")
     g.add_argument("--lr", type=_positive(float), default=DEFAULTS.lr,
                    help="Adam learning rate of G, and of D unless --lr_d is given")
@@ -196,6 +199,9 @@ def parse_args(argv=None):
         args["dataset"] = "folder" if args["data_root"] else "faces"
     if args["dataset"] == "sample" and args["data_root"]:
         parser.error("--dataset sample takes no --data_root (the sample is data/sample)")
+    if args["distributed"] and args["max_minutes"]:
+        parser.error("--max_minutes does not go with --distributed (every rank must stop at the same step): use "
+                     "--max_steps")
     if args["distributed"] and args["output_dir"] is None:
         parser.error("--distributed needs --output_dir (every rank must write to the same folder)")
     for flag in ("swd_every", "save_every", "instance_noise_steps"):

@@ -112,7 +112,8 @@ def test_help_documents_every_flag():
     proc = run_cli("dcgan_ms.train", "--help")
     assert proc.returncode == 0
     for flag in ("--device_target", "--mode", "--dataset", "--data_root", "--epochs", "--batch_size", "--lr",
-                 "--lr_d", "--beta1", "--beta2", "--instance_noise", "--instance_noise_steps", "--label_smoothing", "--nz", "--ngf", "--ndf", "--seed", "--output_dir", "--max_steps", "--resume",
+                 "--lr_d", "--beta1", "--beta2", "--instance_noise", "--instance_noise_steps", "--label_smoothing",
+                 "--ema", "--max_minutes", "--nz", "--ngf", "--ndf", "--seed", "--output_dir", "--max_steps", "--resume",
                  "--save_every", "--save_minutes", "--keep_checkpoints", "--overwrite"):
         assert re.search(rf"{flag}\b[^\n]*\n?\s+\S", proc.stdout), flag
 
@@ -148,3 +149,23 @@ def test_partial_faces_zip_is_not_taken_as_complete(tmp_path, flat_images):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {root / 'faces.zip'} is incomplete or corrupt") and "download it again" in last
     assert "Traceback" not in proc.stderr
+
+
+def test_max_minutes_ends_training_like_its_end_and_resume_finishes_it(tmp_path, flat_images):
+    out = tmp_path / "run"
+    common = ["--data_root", flat_images, "--batch_size", "8", "--ngf", "4", "--ndf", "4", "--nz", "8", "--epochs", "4",
+              "--output_dir", str(out), "--no_progress"]
+    proc = run_cli("dcgan_ms.train", *common, "--max_minutes", "0.0001")  # 6 ms: the first step passes it
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (f"stopped at the time limit (--max_minutes 0.0001) after step 1: "
+                                                    f"continue with --resume --output_dir {out}")
+    with open(out / "log.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1]
+    for name in ("generator.ckpt", "discriminator.ckpt", "losses.png", "progress.gif", "samples/epoch_001.png",
+                 "checkpoints/step_0000001.ckpt"):
+        assert os.path.isfile(out / name), name
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--max_minutes", "60", "--no_progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "done: 11 steps" in proc.stderr  # 4 epochs of 3 steps in all
+    proc = run_cli("dcgan_ms.train", "--distributed", "--max_minutes", "1", "--output_dir", str(tmp_path / "d"))
+    assert proc.returncode == 2 and "--max_minutes does not go with --distributed" in proc.stderr

@@ -18,4 +18,4 @@ def test_recipe_script_trains_scores_and_summarises_each_seed(tmp_path, flat_ima
     assert all(r["swd"] > 0 and r["diversity"] > 0 and sorted(r["levels"]) == ["16", "32", "64"] for r in results)
     assert results[0]["swd"] != results[1]["swd"]  # two seeds, two runs
     summary = proc.stdout.strip().splitlines()[-1]
-    assert summary.startswith("tiny: SWD x1e3 mean ") and "over seeds 1, 2;" in summary and "2 steps" in summary, summary
+    assert summary.startswith("tiny: SWD x1e3 mean ") and "over seeds 1, 2;" in summary and "2 (2-2) steps" in summary, summary
