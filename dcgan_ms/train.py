@@ -126,7 +126,7 @@ def _data_and_training_flags(p):
     g.add_argument("--lr", type=_positive(float), default=DEFAULTS.lr,
                    help="Adam learning rate of G, and of D unless --lr_d is given")
     g.add_argument("--lr_d", type=_positive(float), default=DEFAULTS.lr_d,
-                   help="D's own Adam learning rate (default: --lr); a faster D is TTUR (Heusel et al. 2017)")
+                   help="D's own Adam learning rate (None: the same as --lr); a faster D is TTUR (Heusel et al. 2017)")
     g.add_argument("--beta1", type=_in(0, 1), default=DEFAULTS.beta1, help="Adam beta1, both networks")
     g.add_argument("--beta2", type=_in(0, 1), default=DEFAULTS.beta2, help="Adam beta2, both networks")
     g.add_argument("--instance_noise", type=_nonnegative, default=DEFAULTS.instance_noise, metavar="SIGMA",
