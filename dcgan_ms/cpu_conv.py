@@ -33,7 +33,8 @@ from .errors import UserError
 
 SOURCE = Path(__file__).parent / "csrc" / "conv4x4s2.cc"
 CHOICES = ("auto", "compiled", "builtin")
-FLAGS = ["-O3", "-std=c++14", "-shared", "-fPIC", "-pthread"]
+FLAGS = ["-O3", "-std=c++14", "-shared", "-fPIC", "-pthread", "-ffp-contract=off"]  # no fused multiply-adds:
+# the LeakyReLU kernels must round as MindSpore's separate Mul and Add kernels do
 
 
 class Unavailable(Exception):
@@ -158,6 +159,10 @@ def _same_dtype(a, _):
     return a
 
 
+def _first(a, *_):
+    return a
+
+
 @lru_cache(maxsize=None)
 def operators():
     """(conv2d, conv2d_transpose): ``conv2d(x, w)`` is ``nn.Conv2d(cin, cout, 4, 2, "pad", 1)`` with
@@ -182,3 +187,17 @@ def operators():
 
     return (custom("ConvForward", _forward_shape, conv2d_bprop),
             custom("ConvInputGrad", _input_grad_shape, conv2d_transpose_bprop))
+
+
+@lru_cache(maxsize=None)
+def leaky_relu_operator():
+    """``leaky_relu(x, ab)``: ``ab[0] * x + ab[1] * relu(x)`` (ab: float32 [alpha, 1 - alpha]), in one
+    pass each way, bit for bit what MindSpore's own ops give on that form; differentiable in x."""
+    lib = str(build())
+    backward = ops.Custom(f"{lib}:LeakyBackward", out_shape=_first, out_dtype=_first, func_type="aot")
+
+    def bprop(x, ab, out, dout):
+        return backward(x, ab, dout), ops.zeros_like(ab)
+
+    return ops.Custom(f"{lib}:LeakyForward", out_shape=_first, out_dtype=_first, func_type="aot",
+                      bprop=bprop)

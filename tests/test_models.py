@@ -106,6 +106,23 @@ def test_leaky_relu_equals_mindspores_leaky_relu(jit):
     assert (ref_out < 0).any() and (ref_out > 0).any()  # both branches were exercised
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["pynative", "graph"])
+@pytest.mark.parametrize("shape", [(4, 8, 16, 16), (8, 64, 32, 32)], ids=["one-thread", "split-over-cores"])
+def test_compiled_leaky_relu_is_the_same_form_bit_for_bit(shape, jit):
+    """The compiled one-pass LeakyReLU (cpu_conv) gives exactly what MindSpore's ops give on the form
+    0.2 x + 0.8 relu(x), forward and backward: a run trains the same with or without it."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32) * 3
+    x.flat[:64] = 0.0  # the boundary: relu(0) = 0, gradient alpha
+    x, probe = ms.Tensor(x), ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    out, dx = outputs_and_gradients(LeakyReLU(0.2, compiled=True), x, probe, jit)
+    ref_out, ref_dx = outputs_and_gradients(LeakyReLU(0.2), x, probe, jit)
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_array_equal(dx, ref_dx)
+    assert not np.array_equal(out, 0.2 * x.asnumpy() + 0.8 * np.maximum(x.asnumpy(), 0) + 1e-3)  # not vacuous
+    assert (ref_out < 0).any() and (ref_out > 0).any()
+
+
 def assert_same_values(values, reference):
     assert len(values) == len(reference)
     for value, ref in zip(values, reference):

@@ -66,28 +66,36 @@ void im2col(const float *x, int C, int H, int W, float *col, dim_t ld) {
     }
 }
 
-// The adjoint of im2col: x[C,H,W] = sum of each patch entry back where it came from.
-void col2im(const float *col, dim_t ld, int C, int H, int W, float *x) {
+// The adjoint of im2col: x[C,H,W] = sum of each patch entry back where it came from. Each channel
+// is summed into its even and odd columns apart (tmp: 2 x H x W/2 floats), where every sum is a
+// contiguous vector loop, and then interleaved into x: strided adds, one element at a time, took as
+// long as the matrix product on the small layers. Each x element gets its terms in (kh, kw) order,
+// as a loop over the kernel would add them (and as MindSpore's own transposed convolution does: the
+// tests compare bit for bit).
+void col2im(const float *col, dim_t ld, int C, int H, int W, float *x, float *tmp) {
   const int Ho = H / 2, Wo = W / 2;
-  std::memset(x, 0, sizeof(float) * C * H * W);
-  for (int c = 0; c < C; ++c)
+  float *even = tmp, *odd = tmp + (dim_t)H * Wo;
+  for (int c = 0; c < C; ++c) {
+    std::memset(tmp, 0, sizeof(float) * 2 * H * Wo);
     for (int kh = 0; kh < KS; ++kh) {
       const float *rows = col + (dim_t)(c * KS + kh) * KS * ld;
       for (int oh = 0; oh < Ho; ++oh) {
         const int ih = oh * 2 - 1 + kh;
         if (ih < 0 || ih >= H) continue;
         const float *r0 = rows + (dim_t)oh * Wo, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
-        float *xr = x + ((dim_t)c * H + ih) * W;
-        // Each x element gets its terms in kw order, as a loop over kw would add them (and as
-        // MindSpore's own transposed convolution does: the tests compare bit for bit).
-        for (int ow = 0; ow + 1 < Wo; ++ow) xr[2 * ow + 1] += r0[ow + 1];
-        for (int ow = 0; ow < Wo; ++ow) {
-          xr[2 * ow] += r1[ow];
-          xr[2 * ow + 1] += r2[ow];
-        }
-        for (int ow = 1; ow < Wo; ++ow) xr[2 * ow] += r3[ow - 1];
+        float *e = even + (dim_t)ih * Wo, *o = odd + (dim_t)ih * Wo;
+        for (int ow = 0; ow + 1 < Wo; ++ow) o[ow] += r0[ow + 1];  // kw = 0 reads odd[ow - 1]
+        for (int ow = 0; ow < Wo; ++ow) e[ow] += r1[ow];
+        for (int ow = 0; ow < Wo; ++ow) o[ow] += r2[ow];
+        for (int ow = 1; ow < Wo; ++ow) e[ow] += r3[ow - 1];  // kw = 3 reads even[ow + 1]
       }
     }
+    float *xc = x + (dim_t)c * H * W;
+    for (dim_t i = 0; i < (dim_t)H * Wo; ++i) {
+      xc[2 * i] = even[i];
+      xc[2 * i + 1] = odd[i];
+    }
+  }
 }
 
 // Copy per-sample maps a[n][O][P] of samples n0..n0+cnt to/from one matrix m[O][cnt*P].
@@ -113,7 +121,7 @@ int available_cpus() {
 // calls these kernels dozens of times: allocating and faulting in fresh buffers each time cost
 // more than the small layers' products).
 float *scratch(int which, dim_t size) {
-  thread_local std::vector<float> buffers[2];
+  thread_local std::vector<float> buffers[3];
   if ((dim_t)buffers[which].size() < size) buffers[which].resize(size);
   return buffers[which].data();
 }
@@ -219,6 +227,10 @@ void conv_forward(const float *x, const float *w, float *y, const Conv &p) {
   p.parallel([&](int, int n0, int cnt, float *col, float *out) {
     const dim_t L = cnt * p.P;
     for (int j = 0; j < cnt; ++j) im2col(x + (dim_t)(n0 + j) * p.C * p.H * p.W, p.C, p.H, p.W, col + j * p.P, L);
+    if (cnt == 1) {  // one sample: the product can be written where it belongs
+      dnnl_sgemm('N', 'N', p.O, L, p.K, 1.f, w, p.K, col, L, 0.f, y + (dim_t)n0 * p.O * p.P, L);
+      return;
+    }
     dnnl_sgemm('N', 'N', p.O, L, p.K, 1.f, w, p.K, col, L, 0.f, out, L);
     scatter(out, n0, cnt, p.O, p.P, y);
   });
@@ -227,9 +239,12 @@ void conv_forward(const float *x, const float *w, float *y, const Conv &p) {
 void conv_input_grad(const float *dy, const float *w, float *dx, const Conv &p) {
   p.parallel([&](int, int n0, int cnt, float *col, float *dyc) {
     const dim_t L = cnt * p.P;
-    gather(dy, n0, cnt, p.O, p.P, dyc);
+    if (cnt == 1) dyc = const_cast<float *>(dy) + (dim_t)n0 * p.O * p.P;  // one sample: already a matrix
+    else gather(dy, n0, cnt, p.O, p.P, dyc);
     dnnl_sgemm('T', 'N', p.K, L, p.O, 1.f, w, p.K, dyc, L, 0.f, col, L);
-    for (int j = 0; j < cnt; ++j) col2im(col + j * p.P, L, p.C, p.H, p.W, dx + (dim_t)(n0 + j) * p.C * p.H * p.W);
+    float *tmp = scratch(2, (dim_t)p.H * p.W);
+    for (int j = 0; j < cnt; ++j)
+      col2im(col + j * p.P, L, p.C, p.H, p.W, dx + (dim_t)(n0 + j) * p.C * p.H * p.W, tmp);
   });
 }
 
@@ -239,7 +254,8 @@ void conv_weight_grad(const float *x, const float *dy, float *dw, const Conv &p)
   p.parallel([&](int t, int n0, int cnt, float *col, float *dyc) {
     const dim_t L = cnt * p.P;
     for (int j = 0; j < cnt; ++j) im2col(x + (dim_t)(n0 + j) * p.C * p.H * p.W, p.C, p.H, p.W, col + j * p.P, L);
-    gather(dy, n0, cnt, p.O, p.P, dyc);
+    if (cnt == 1) dyc = const_cast<float *>(dy) + (dim_t)n0 * p.O * p.P;  // one sample: already a matrix
+    else gather(dy, n0, cnt, p.O, p.P, dyc);
     dnnl_sgemm('N', 'T', p.O, p.K, L, 1.f, dyc, L, col, L, 1.f, partial[t].data(), p.K);
   }, /*fixed_order=*/true);
   for (dim_t i = 0; i < size; ++i) {
@@ -285,6 +301,82 @@ extern "C" int ConvWeightGrad(int nparam, void **params, int *ndims, int64_t **s
   if (dy[0] != x[0] || dy[2] * 2 != x[2] || dy[3] * 2 != x[3]) return 2;
   conv_weight_grad((const float *)params[0], (const float *)params[1], (float *)params[2],
                    Conv(x[0], x[1], x[2], x[3], dy[1]));
+  return 0;
+}
+
+// LeakyReLU(alpha) in one pass each way, for models.LeakyReLU on CPU. The result is bit for bit that of
+// MindSpore's ops on the form alpha * x + (1 - alpha) * relu(x) (a = alpha, b = 1 - alpha, both
+// float32, passed as ab[2]): forward a * x + b * relu(x); backward, as MindSpore's autodiff of that
+// form adds its two terms, a * dy + (x > 0 ? b * dy : 0). Four or five passes over the tensor for
+// MindSpore's kernels (Mul, ReLU, Mul, Add; Mul, Mul, ReluGrad, AddN), one here, split over the cores.
+namespace {
+
+template <class F>
+void elementwise(int64_t n, F body) {  // body(begin, end) over [0, n), in chunks, one per core
+  const int64_t min_chunk = 1 << 16;   // below that, waking another thread costs more than it saves
+  const int threads = (int)std::max<int64_t>(1, std::min<int64_t>(available_cpus(), n / min_chunk));
+  const int64_t per = (n + threads - 1) / threads;
+  Pool::instance().run(threads, [&](int t) { body(t * per, std::min(n, (t + 1) * per)); });
+}
+
+// The loops, on restrict pointers and local factors, the select as a bit mask, so that the compiler
+// vectorizes them (with the factors read through references and a branch, the backward ran 15x slower).
+void leaky_forward(const float *__restrict x, int64_t n, float a, float b, float *__restrict y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float relu = x[i] > 0.f ? x[i] : 0.f;
+    const float left = a * x[i], right = b * relu;  // two roundings, then the sum: no fused multiply-add
+    y[i] = left + right;
+  }
+}
+
+void leaky_backward(const float *__restrict x, const float *__restrict dy, int64_t n, float a, float b,
+                    float *__restrict dx) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float left = a * dy[i], scaled = b * dy[i];
+    uint32_t bits;  // scaled where x > 0, else +0: as a bit mask, which the compiler does not turn into a branch
+    std::memcpy(&bits, &scaled, sizeof bits);
+    bits &= -(uint32_t)(x[i] > 0.f);
+    float right;
+    std::memcpy(&right, &bits, sizeof right);
+    dx[i] = left + right;
+  }
+}
+
+bool same_shape(int nparam, int *ndims, int64_t **shapes, const char **dtypes, int64_t *n) {
+  *n = 1;
+  for (int d = 0; d < ndims[0]; ++d) *n *= shapes[0][d];
+  for (int i = 0; i < nparam; ++i) {
+    if (std::strcmp(dtypes[i], "float32") != 0) return false;
+    if (i == 1 || ndims[i] != ndims[0]) continue;  // params[1] is ab
+    for (int d = 0; d < ndims[0]; ++d)
+      if (shapes[i][d] != shapes[0][d]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// LeakyForward(x, ab) -> y
+extern "C" int LeakyForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
+                            void *) {
+  int64_t n;
+  if (nparam != 3 || !same_shape(nparam, ndims, shapes, dtypes, &n)) return 1;
+  const float *x = (const float *)params[0], *ab = (const float *)params[1];
+  float *y = (float *)params[2];
+  const float a = ab[0], b = ab[1];
+  elementwise(n, [=](int64_t begin, int64_t end) { leaky_forward(x + begin, end - begin, a, b, y + begin); });
+  return 0;
+}
+
+// LeakyBackward(x, ab, dy) -> dx
+extern "C" int LeakyBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *,
+                             void *) {
+  int64_t n;
+  if (nparam != 4 || !same_shape(nparam, ndims, shapes, dtypes, &n)) return 1;
+  const float *x = (const float *)params[0], *ab = (const float *)params[1], *dy = (const float *)params[2];
+  float *dx = (float *)params[3];
+  const float a = ab[0], b = ab[1];
+  elementwise(n, [=](int64_t begin, int64_t end) { leaky_backward(x + begin, dy + begin, end - begin, a, b, dx + begin); });
   return 0;
 }
 
