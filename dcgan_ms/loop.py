@@ -143,13 +143,13 @@ def train_loop(train_step, dataset, total_steps, nz=NZ, seed=1, instance_noise=0
 
 class StepNoise:
     """``noise_of(step, shape)``: the noise z of one step, and its three instance-noise batches (none
-    when ``instance_noise`` is 0): standard normals that are a function of (seed, rank, step) alone
-    (``step_key``), so every device draws its own and a resumed run draws what the uninterrupted one
-    would have. They come from ``cpu_conv.standard_normal`` (compiled, 3x NumPy's speed: three
-    batches of instance noise from NumPy cost a tenth of a quickstart step), and the next step's are
-    drawn on a helper thread while this step trains. With ``fade_steps`` the instance noise is
-    scaled by ``fade(step)``, from 1 at step 0 down to 0 at ``fade_steps`` (annealed instance noise,
-    Sonderby et al. 2016), and is zeros from then on."""
+    when ``instance_noise`` is 0): standard normals, the instance noise times ``instance_noise``, a
+    function of (seed, rank, step) alone (``step_key``), so every device draws its own and a resumed
+    run draws what the uninterrupted one would have. They come from ``cpu_conv.standard_normal``
+    (compiled, 3x NumPy's speed: three batches of instance noise from NumPy cost a tenth of a
+    quickstart step), and the next step's are drawn on a helper thread while this step trains. With
+    ``fade_steps`` the instance noise is scaled by ``fade(step)`` too, from 1 at step 0 down to 0 at
+    ``fade_steps`` (annealed instance noise, Sonderby et al. 2016), and is zeros from then on."""
 
     def __init__(self, nz, seed, rank, instance_noise, fade_steps=0):
         self.nz, self.seed, self.rank, self.instance_noise = nz, seed, rank, instance_noise
@@ -169,7 +169,10 @@ class StepNoise:
         if not scale:  # faded out: the step still takes the inputs
             return z, np.zeros((3, *shape), np.float32)
         noise = numbers[z_size:].reshape(3, *shape)
-        return z, noise if scale == 1.0 else noise * np.float32(scale)
+        if scale != 1.0:
+            noise *= np.float32(scale)
+        noise *= np.float32(self.instance_noise)  # float32 products, as the step computed them before
+        return z, noise
 
     def __call__(self, step, shape):
         shape = tuple(shape)

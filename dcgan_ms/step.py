@@ -25,8 +25,10 @@ tutorial's): D sees its inputs, real and generated, plus fresh Gaussian noise of
 on tell-tale fine detail early on, when G's images are all noise and the real ones are smooth, and
 so lets G learn shapes and colours sooner. The README's quickstart uses it: on the flat-shaded
 sample avatars, DCGAN (ours and PyTorch's alike) otherwise stays grey for hundreds of steps.
-For the reason above, that noise is an input too: three standard-normal batches, one for each
-time D looks at images (G(z) in G's step, x and G(z) in D's step), scaled by sigma in the step.
+For the reason above, that noise is an input too: three batches of it (std sigma), one for each
+time D looks at images (G(z) in G's step, x and G(z) in D's step). The loop scales them by sigma
+while the previous step trains (``loop.StepNoise``): in the step the products cost 3% of a
+quickstart step.
 
 Two more options of the quickstart's recipe, off by default: one-sided label smoothing
 (``label_smoothing=eps``, Salimans et al. 2016: D's target for real images is 1 - eps, so D is not
@@ -54,9 +56,9 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
                     label_smoothing=0.0, average=None, distributed=False):
     """Build ``train_step(real_imgs, z, noise_g, noise_real, noise_fake) -> (g_loss, d_loss, d_real, d_fake)``.
 
-    The noises (only with ``instance_noise``): standard normals shaped like ``real_imgs``, added
-    (times ``instance_noise``) to what D sees: G(z) in G's step, x and G(z) in D's step. (Three
-    separate inputs: slicing one stacked tensor costs a copy of each in the graph.) For
+    The noises (only with ``instance_noise``): Gaussian noise of std ``instance_noise``, shaped like
+    ``real_imgs``, added to what D sees: G(z) in G's step, x and G(z) in D's step. (Three separate
+    inputs: slicing one stacked tensor costs a copy of each in the graph.) For
     ``label_smoothing`` and ``average`` see the module's docstring. d_real is the mean of D(x) over
     the batch, d_fake the mean of D(G(z)) before G's update: this device's, as the losses.
 
@@ -72,7 +74,7 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
 
     def noisy(imgs, noise):
         if instance_noise:  # a Python constant: with 0 the graph holds no noise at all
-            return imgs + instance_noise * noise
+            return imgs + noise
         return imgs
 
     def generator_forward(z, valid, noise_g):
