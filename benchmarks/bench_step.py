@@ -226,16 +226,25 @@ def bench_layers(args):
 
 
 def bench_data(args):
+    """The pipeline alone, both ways: images decoded every epoch (as a set larger than
+    ``IN_MEMORY_BYTES`` is), and decoded once and kept (as a smaller set is): img/s, and the CPU
+    time (all threads) an epoch of the set costs, which on a small machine the train step competes with."""
     from dcgan_ms.data import SAMPLE_DIR, create_dataset
-    dataset = create_dataset(args.data_root or SAMPLE_DIR, args.batch_size, num_parallel_workers=args.num_workers)
-    it = dataset.repeat().create_tuple_iterator(num_epochs=1, output_numpy=True)
-    next(it)
-    n, t0 = 0, time.perf_counter()
-    while n < args.data_images:
-        n += len(next(it)[0])
-    ips = n / (time.perf_counter() - t0)
-    print(f"data pipeline (decode, resize, crop, scale, HWC2CHW, batch {args.batch_size}, "
-          f"{args.num_workers} workers): {ips:.0f} img/s over {n} images")
+    for in_memory, how in ((False, "decoded every epoch"), (True, "decoded once, kept in memory")):
+        made = time.perf_counter()
+        dataset = create_dataset(args.data_root or SAMPLE_DIR, args.batch_size, num_parallel_workers=args.num_workers,
+                                 in_memory=in_memory)
+        made = time.perf_counter() - made
+        epoch_images = dataset.get_dataset_size() * args.batch_size
+        it = dataset.repeat().create_tuple_iterator(num_epochs=1, output_numpy=True)
+        next(it)
+        n, t0, cpu0 = 0, time.perf_counter(), time.process_time()
+        while n < args.data_images:
+            n += len(next(it)[0])
+        ips, cpu = n / (time.perf_counter() - t0), (time.process_time() - cpu0) / n * epoch_images
+        print(f"data pipeline, {how} (decode, resize, crop, scale, HWC2CHW, batch {args.batch_size}, "
+              f"{args.num_workers} workers): {ips:.0f} img/s over {n} images; {cpu * 1000:.0f} ms of CPU an epoch "
+              f"of {epoch_images} images; {made:.2f} s to make the dataset")
 
 
 def bench_memory(args):

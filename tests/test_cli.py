@@ -5,6 +5,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import free_port, run_cli
@@ -118,20 +119,41 @@ def test_help_documents_every_flag():
         assert re.search(rf"{flag}\b[^\n]*\n?\s+\S", proc.stdout), flag
 
 
-def test_broken_image_stops_with_its_name(tmp_path, flat_images):
+def broken_copy(tmp_path, flat_images):
     import shutil
     root = tmp_path / "faces"
     shutil.copytree(flat_images, root)
     data = (root / "0.jpg").read_bytes()
     (root / "0.jpg").write_bytes(data[: len(data) // 3])  # truncated JPEG
     (root / "1.jpg").write_bytes(b"")  # zero-byte file
+    return root
+
+
+def test_broken_image_stops_with_its_name(tmp_path, flat_images):
+    """A set small enough to keep in memory is decoded before training: the broken image is named then."""
+    root = broken_copy(tmp_path, flat_images)
     proc = run_cli("dcgan_ms.train", "--data_root", str(root), "--batch_size", "4", "--ngf", "4", "--ndf", "4",
                    "--epochs", "2", "--output_dir", str(tmp_path / "run"), "--no_progress")
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert re.match(rf"error: cannot decode image {re.escape(str(root))}/[01]\.jpg \(truncated, empty or not an "
-                    r"image\): remove or replace that file and continue with --resume --output_dir ", last), last
+                    r"image\): remove or replace that file and run again$", last), last
     assert "Traceback" not in proc.stderr
+
+
+def test_broken_image_met_while_streaming_stops_training_resumably(tmp_path, flat_images, monkeypatch):
+    """A set too large for memory is decoded as it trains: training stops on the broken image, naming it."""
+    from dcgan_ms import session, train
+    from dcgan_ms.data import dataset
+    from dcgan_ms.errors import UserError
+    monkeypatch.setattr(dataset, "IN_MEMORY_BYTES", 0)
+    root, out = broken_copy(tmp_path, flat_images), tmp_path / "run"
+    args = train.parse_args(["--data_root", str(root), "--batch_size", "4", "--ngf", "4", "--ndf", "4", "--epochs", "2",
+                             "--output_dir", str(out), "--no_progress"])
+    with pytest.raises(UserError, match=rf"^cannot decode image {re.escape(str(root))}/[01]\.jpg \(truncated, empty or "
+                                        rf"not an image\): remove or replace that file and continue with --resume "
+                                        rf"--output_dir {re.escape(str(out))}"):
+        session.train(args)
 
 
 def test_partial_faces_zip_is_not_taken_as_complete(tmp_path, flat_images):

@@ -86,6 +86,20 @@ def test_symlinked_folders_are_followed_once(tmp_path):
     assert len(set(digests(epoch(dataset)))) == 13
 
 
+@pytest.mark.parametrize("shards", [None, 2])
+def test_decoded_once_or_every_epoch_the_batches_are_the_same(tmp_path, shards):
+    """Kept in memory (a small set, "auto") or decoded every epoch: the same images in the same order
+    for the same seed, so a run trains the same either way."""
+    copy_sample(tmp_path / "set", 0, 47)
+    kept, streamed = (create_dataset(str(tmp_path / "set"), 5, num_shards=shards, shard_id=shards and 1, seed=3,
+                                     num_parallel_workers=1, in_memory=choice) for choice in ("auto", False))
+    for seed in (5, 6):
+        a, b = epoch(kept, seed), epoch(streamed, seed)
+        assert len(a) == len(b) == kept.get_dataset_size() == (47 // (shards or 1)) // 5
+        assert all(x.dtype == np.float32 and np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(epoch(kept, 5)[0], epoch(kept, 6)[0])  # and shuffled per epoch
+
+
 @pytest.mark.parametrize("shards", [2, 3])
 def test_shards_are_equal_disjoint_and_cover_the_set(tmp_path, shards):
     copy_sample(tmp_path / "set", 0, 47)  # 47 images: not a multiple of 2 or 3
