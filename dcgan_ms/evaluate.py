@@ -29,7 +29,7 @@ def real_images(data_root, num, seed=0, background="white"):
 
     ds.config.set_seed(seed)
     dataset = create_dataset(data_root, min(num, 64), drop_remainder=False, num_parallel_workers=1,
-                             background=background)
+                             background=background, in_memory=False)  # reads only the `num` it needs
     batches, have = [], 0
     for (x,) in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
         batches.append(to_uint8(x))
