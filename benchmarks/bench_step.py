@@ -115,7 +115,7 @@ def timed(fn, n):
 def bench_steps(args):
     from dcgan_ms import cpu_conv
     steps = {"MindSpore (dcgan_ms, graph mode)": mindspore_step(args)}
-    if cpu_conv.use_compiled("auto"):
+    if cpu_conv.use_compiled("auto") and not args.no_builtin:
         steps["MindSpore, dcgan_ms with MindSpore's convolutions (graph mode)"] = mindspore_step(args, "builtin")
     if args.tutorial_layers:
         steps["MindSpore, the tutorial's layers (graph mode)"] = mindspore_step(args, "builtin", tutorial_layers=True)
@@ -199,6 +199,12 @@ def bench_layers(args):
                 cls = StridedConv2d if isinstance(m_layer, mnn.Conv2d) else StridedConv2dTranspose
                 cases.insert(i + 1, ("  the same as dcgan_ms computes it (compiled kernel)", shape,
                                      cls(m_layer.in_channels, m_layer.out_channels, compiled=True), t_layer))
+                if args.no_builtin:  # the compiled row alone, under the layer's name
+                    cases[i + 1] = (f"{name} (compiled kernel)",) + cases[i + 1][1:]
+                    del cases[i]
+            elif isinstance(m_layer, LeakyReLU):
+                cases.insert(i + 1, ("  the same, one pass each way (compiled kernel)", shape, LeakyReLU(0.2, True),
+                                     t_layer))
     print(f"| layer (batch {b}) | MindSpore fwd | MindSpore fwd+bwd | PyTorch fwd | PyTorch fwd+bwd | bwd ratio MS/PT |")
     print("|---|---|---|---|---|---|")
     for name, shape, m_layer, t_layer in cases:
@@ -266,6 +272,8 @@ def main():
     p.add_argument("--memory", action="store_true", help="peak RSS of a short training run")
     p.add_argument("--tutorial_layers", action="store_true",
                    help="also time the step with MindSpore's own layers where dcgan_ms uses faster forms")
+    p.add_argument("--no_builtin", action="store_true",
+                   help="leave out MindSpore's own strided convolutions (on a CPU where they are very slow)")
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--nz", type=int, default=100)
     p.add_argument("--ngf", type=int, default=64)
