@@ -1,10 +1,13 @@
 """Compiled CPU kernels for the DCGAN's strided convolutions (kernel 4, stride 2, padding 1).
 
 On the CPU, MindSpore's own Conv2d and Conv2dTranspose kernels take 1.1-1.5x the time of these
-for forward + backward (``python benchmarks/bench_step.py --layers``). ``csrc/conv4x4s2.cc`` computes the
+for forward + backward (``python benchmarks/bench_step.py --layers``), and on a CPU where its
+oneDNN runs reference code (an AVX-512 AMD EPYC here) about 100x. ``csrc/conv4x4s2.cc`` computes the
 same layers as patch extraction plus one matrix product (oneDNN's sgemm, from the libdnnl inside
 MindSpore); this module compiles it once with the system's C++ compiler and exposes it as
 MindSpore "aot" custom operators with their gradients, for ``models.StridedConv2d(Transpose)``.
+The same library holds a one-pass LeakyReLU (``leaky_relu_operator``, for ``models.LeakyReLU``)
+and the loop's normal random numbers (``standard_normal``).
 
 - Same mathematics: the layers keep MindSpore's weights, shapes and parameter names, so checkpoints
   are interchangeable, and ``tests/test_models.py`` checks outputs and gradients against

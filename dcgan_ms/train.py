@@ -163,8 +163,9 @@ def _model_and_run_flags(p):
     g.add_argument("--distributed", action="store_true",
                    help="data-parallel training over the devices msrun started (--batch_size is per device)")
     g.add_argument("--conv", choices=("auto", "compiled", "builtin"), default=DEFAULTS.conv,
-                   help="strided convolutions on CPU: dcgan_ms's compiled kernels (auto: when a C++ compiler "
-                   "builds them; about 1.2x faster steps) or MindSpore's built-in ones; see dcgan_ms/cpu_conv.py")
+                   help="strided convolutions and LeakyReLU on CPU: dcgan_ms's compiled kernels (auto: when a C++ "
+                   "compiler builds them; 1.2x to 100x faster steps, by CPU) or MindSpore's built-in ones; see "
+                   "dcgan_ms/cpu_conv.py")
     g.add_argument("--no_progress", action="store_true", help="no progress bar (one line per epoch instead)")
     g = p.add_argument_group("checkpoints and resuming")
     g.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",
