@@ -143,8 +143,8 @@ def train_loop(train_step, dataset, total_steps, nz=NZ, seed=1, instance_noise=0
 
 class StepNoise:
     """``noise_of(step, shape)``: the noise z of one step, and its three instance-noise batches (none
-    when ``instance_noise`` is 0): standard normals, the instance noise times ``instance_noise``, a
-    function of (seed, rank, step) alone (``step_key``), so every device draws its own and a resumed
+    when ``instance_noise`` is 0): standard normals, times ``instance_noise`` for the instance noise,
+    a function of (seed, rank, step) alone (``step_key``), so every device draws its own and a resumed
     run draws what the uninterrupted one would have. They come from ``cpu_conv.standard_normal``
     (compiled, 3x NumPy's speed: three batches of instance noise from NumPy cost a tenth of a
     quickstart step), and the next step's are drawn on a helper thread while this step trains. With

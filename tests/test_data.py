@@ -100,6 +100,17 @@ def test_decoded_once_or_every_epoch_the_batches_are_the_same(tmp_path, shards):
     assert not np.array_equal(epoch(kept, 5)[0], epoch(kept, 6)[0])  # and shuffled per epoch
 
 
+def test_a_large_set_says_it_is_decoding(tmp_path, monkeypatch, capsys):
+    from dcgan_ms.data import dataset
+    copy_sample(tmp_path / "set", 0, 12)
+    monkeypatch.setattr(dataset, "SAY_DECODING", 10)
+    create_dataset(str(tmp_path / "set"), 4, num_parallel_workers=1)
+    assert "decoding the 12 images once, to keep them in memory" in capsys.readouterr().err
+    monkeypatch.setattr(dataset, "SAY_DECODING", 13)
+    create_dataset(str(tmp_path / "set"), 4, num_parallel_workers=1)
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("shards", [2, 3])
 def test_shards_are_equal_disjoint_and_cover_the_set(tmp_path, shards):
     copy_sample(tmp_path / "set", 0, 47)  # 47 images: not a multiple of 2 or 3
