@@ -130,6 +130,14 @@ void gather(const float *a, int n0, int cnt, int O, dim_t P, float *m) {
       std::memcpy(m + o * cnt * P + j * P, a + ((dim_t)(n0 + j) * O + o) * P, sizeof(float) * P);
 }
 
+// The maps of samples n0..n0+cnt as one matrix [O][cnt*P]: one sample's own maps as they lie, more
+// gathered into buf.
+const float *as_matrix(const float *a, int n0, int cnt, int O, dim_t P, float *buf) {
+  if (cnt == 1) return a + (dim_t)n0 * O * P;
+  gather(a, n0, cnt, O, P, buf);
+  return buf;
+}
+
 void scatter(const float *m, int n0, int cnt, int O, dim_t P, float *a) {
   for (int j = 0; j < cnt; ++j)
     for (int o = 0; o < O; ++o)
@@ -264,9 +272,7 @@ void conv_forward(const float *x, const float *w, float *y, const Conv &p) {
 void conv_input_grad(const float *dy, const float *w, float *dx, const Conv &p) {
   p.parallel([&](int, int n0, int cnt, float *col, float *dyc) {
     const dim_t L = cnt * p.P;
-    if (cnt == 1) dyc = const_cast<float *>(dy) + (dim_t)n0 * p.O * p.P;  // one sample: already a matrix
-    else gather(dy, n0, cnt, p.O, p.P, dyc);
-    dnnl_sgemm('T', 'N', p.K, L, p.O, 1.f, w, p.K, dyc, L, 0.f, col, L);
+    dnnl_sgemm('T', 'N', p.K, L, p.O, 1.f, w, p.K, as_matrix(dy, n0, cnt, p.O, p.P, dyc), L, 0.f, col, L);
     float *tmp = scratch(2, (dim_t)p.H * p.W);
     for (int j = 0; j < cnt; ++j)
       col2im(col + j * p.P, L, p.C, p.H, p.W, dx + (dim_t)(n0 + j) * p.C * p.H * p.W, tmp);
@@ -279,9 +285,8 @@ void conv_weight_grad(const float *x, const float *dy, float *dw, const Conv &p)
   p.parallel([&](int t, int n0, int cnt, float *col, float *dyc) {
     const dim_t L = cnt * p.P;
     for (int j = 0; j < cnt; ++j) im2col(x + (dim_t)(n0 + j) * p.C * p.H * p.W, p.C, p.H, p.W, col + j * p.P, L);
-    if (cnt == 1) dyc = const_cast<float *>(dy) + (dim_t)n0 * p.O * p.P;  // one sample: already a matrix
-    else gather(dy, n0, cnt, p.O, p.P, dyc);
-    dnnl_sgemm('N', 'T', p.O, p.K, L, 1.f, dyc, L, col, L, 1.f, partial[t].data(), p.K);
+    dnnl_sgemm('N', 'T', p.O, p.K, L, 1.f, as_matrix(dy, n0, cnt, p.O, p.P, dyc), L, col, L, 1.f, partial[t].data(),
+               p.K);
   }, /*fixed_order=*/true);
   for (dim_t i = 0; i < size; ++i) {
     float s = 0.f;
