@@ -158,11 +158,8 @@ def _weight_grad_shape(x, dy):
     return [dy[1], x[1], 4, 4]
 
 
-def _same_dtype(a, _):
-    return a
-
-
 def _first(a, *_):
+    """The first input's shape or dtype: the output's, for kernels whose output is like their first input."""
     return a
 
 
@@ -174,7 +171,7 @@ def operators():
     lib = str(build())
 
     def custom(name, out_shape, bprop=None):
-        return ops.Custom(f"{lib}:{name}", out_shape=out_shape, out_dtype=_same_dtype, func_type="aot", bprop=bprop)
+        return ops.Custom(f"{lib}:{name}", out_shape=out_shape, out_dtype=_first, func_type="aot", bprop=bprop)
 
     conv_forward = custom("ConvForward", _forward_shape)
     conv_input_grad = custom("ConvInputGrad", _input_grad_shape)
