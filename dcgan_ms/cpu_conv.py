@@ -6,8 +6,9 @@ oneDNN runs reference code (an AVX-512 AMD EPYC here) about 100x. ``csrc/conv4x4
 same layers as patch extraction plus one matrix product (oneDNN's sgemm, from the libdnnl inside
 MindSpore); this module compiles it once with the system's C++ compiler and exposes it as
 MindSpore "aot" custom operators with their gradients, for ``models.StridedConv2d(Transpose)``.
-The same library holds a one-pass LeakyReLU (``leaky_relu_operator``, for ``models.LeakyReLU``)
-and the loop's normal random numbers (``standard_normal``).
+The same library holds a one-pass LeakyReLU (``leaky_relu_operator``, for ``models.LeakyReLU``),
+BatchNorm with its activation in one kernel each way (``batch_norm_operator``, for
+``models.BatchNormActivation``) and the loop's normal random numbers (``standard_normal``).
 
 - Same mathematics: the layers keep MindSpore's weights, shapes and parameter names, so checkpoints
   are interchangeable, and ``tests/test_models.py`` checks outputs and gradients against
@@ -200,4 +201,38 @@ def leaky_relu_operator():
         return backward(x, ab, dout), ops.zeros_like(ab)
 
     return ops.Custom(f"{lib}:LeakyForward", out_shape=_first, out_dtype=_first, func_type="aot",
+                      bprop=bprop)
+
+
+def _batch_norm_shapes(x, gamma, *_):
+    return [x, gamma, gamma, gamma, gamma]
+
+
+def _batch_norm_grad_shapes(x, gamma, *_):
+    return [x, gamma, gamma]
+
+
+def _five(dtype, *_):
+    return [dtype] * 5
+
+
+def _three(dtype, *_):
+    return [dtype] * 3
+
+
+@lru_cache(maxsize=None)
+def batch_norm_operator():
+    """``batch_norm(x, gamma, beta, moving_mean, moving_var, params) -> (y, mean, var, new_moving_mean,
+    new_moving_var)``: BatchNorm in training mode on NCHW x, then ReLU or LeakyReLU, with params float32
+    [eps, momentum, alpha, 1 - alpha] (alpha 0: ReLU; momentum as ``ops.BatchNorm``'s, the weight of the
+    batch); bit for bit MindSpore's BatchNorm and activation. Differentiable in x, gamma and beta."""
+    lib = str(build())
+    backward = ops.Custom(f"{lib}:BatchNormBackward", out_shape=_batch_norm_grad_shapes, out_dtype=_three,
+                          func_type="aot")
+
+    def bprop(x, gamma, beta, moving_mean, moving_var, params, out, dout):
+        dx, dgamma, dbeta = backward(x, gamma, beta, out[1], out[2], dout[0], params)
+        return dx, dgamma, dbeta, ops.zeros_like(moving_mean), ops.zeros_like(moving_var), ops.zeros_like(params)
+
+    return ops.Custom(f"{lib}:BatchNormForward", out_shape=_batch_norm_shapes, out_dtype=_five, func_type="aot",
                       bprop=bprop)

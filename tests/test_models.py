@@ -3,7 +3,7 @@ import mindspore as ms
 import pytest
 from mindspore import nn
 
-from dcgan_ms.models import (Discriminator, Generator, LeakyReLU, StridedConv2d, StridedConv2dTranspose,
+from dcgan_ms.models import (BatchNormActivation, Discriminator, Generator, LeakyReLU, StridedConv2d, StridedConv2dTranspose,
                              WholeKernelConv2d, WholeKernelConv2dTranspose, weight_init)
 
 
@@ -121,6 +121,57 @@ def test_compiled_leaky_relu_is_the_same_form_bit_for_bit(shape, jit):
     np.testing.assert_array_equal(dx, ref_dx)
     assert not np.array_equal(out, 0.2 * x.asnumpy() + 0.8 * np.maximum(x.asnumpy(), 0) + 1e-3)  # not vacuous
     assert (ref_out < 0).any() and (ref_out > 0).any()
+
+
+class NormThenActivation(nn.Cell):
+    """MindSpore's own layers: nn.BatchNorm2d, then nn.ReLU or the (bit-exact) compiled LeakyReLU."""
+
+    def __init__(self, channels, alpha):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels)
+        self.activation = nn.ReLU() if alpha == 0 else LeakyReLU(alpha, compiled=True)
+
+    def construct(self, x):
+        return self.activation(self.norm(x))
+
+
+def train_then_infer(layer, norm, x, probe, jit):
+    """Output and gradients in training mode (x, gamma, beta), the moving statistics after two
+    training calls, then the output in inference mode."""
+    norm.gamma.set_data(ms.Tensor(np.linspace(0.8, 1.2, norm.num_features).astype(np.float32)))
+    norm.beta.set_data(ms.Tensor(np.linspace(-0.3, 0.3, norm.num_features).astype(np.float32)))
+    norm.moving_mean.set_data(ms.Tensor(np.linspace(-1, 1, norm.num_features).astype(np.float32)))
+    layer.set_train(True)
+    values = outputs_and_gradients(layer, x, probe, jit)
+    layer(x * 2)
+    values += [norm.moving_mean.asnumpy(), norm.moving_variance.asnumpy()]
+    layer.set_train(False)
+    return values + [layer(x).asnumpy()]
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["pynative", "graph"])
+@pytest.mark.parametrize("alpha", [0, 0.2], ids=["relu", "leaky"])
+@pytest.mark.parametrize("shape", [(32, 128, 4, 4), (13, 16, 32, 32), (3, 8, 2, 2)],
+                         ids=["4px", "32px-odd-batch", "one-thread"])
+def test_compiled_batch_norm_activation_is_mindspores_bit_for_bit(shape, alpha, jit):
+    """BatchNormActivation (BatchNorm and its activation in one compiled kernel each way) gives exactly
+    what nn.BatchNorm2d and the activation give with MindSpore 2.10's oneDNN: outputs, gradients for
+    x, gamma and beta, moving statistics, inference outputs. So a run trains bit for bit as before
+    (and the README's training figures hold): its sums must add in oneDNN's order."""
+    rng = np.random.default_rng(1)
+    x = ms.Tensor(rng.standard_normal(shape).astype(np.float32) * 3 + 1)
+    probe = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
+    fused = BatchNormActivation(shape[1], alpha)
+    reference = NormThenActivation(shape[1], alpha)
+    values = train_then_infer(fused, fused, x, probe, jit)
+    expected = train_then_infer(reference, reference.norm, x, probe, jit)
+    assert [name for name, _ in fused.parameters_and_names()] == \
+        [name for name, _ in reference.norm.parameters_and_names()]  # moving_mean, moving_variance, gamma, beta
+    assert len(values) == len(expected) == 7
+    for value, ref in zip(values, expected):
+        np.testing.assert_array_equal(value, ref)
+    assert (values[0] < 0).any() == (alpha > 0) and (values[0] > 0).any()  # the activation's both sides
+    assert np.abs(values[3]).max() > 0 and not np.array_equal(values[4], np.zeros(shape[1]))  # not vacuous
 
 
 def assert_same_values(values, reference):
