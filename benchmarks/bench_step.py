@@ -157,8 +157,8 @@ def bench_layers(args):
     from torch import nn as tnn
 
     from dcgan_ms import cpu_conv
-    from dcgan_ms.models import (LeakyReLU, StridedConv2d, StridedConv2dTranspose, WholeKernelConv2d,
-                                 WholeKernelConv2dTranspose)
+    from dcgan_ms.models import (BatchNormActivation, LeakyReLU, StridedConv2d, StridedConv2dTranspose,
+                                 WholeKernelConv2d, WholeKernelConv2dTranspose)
     b, g, d = args.batch_size, args.ngf, args.ndf
     compiled = cpu_conv.use_compiled("auto")
     cases = [  # name, input shape, MindSpore layer, PyTorch layer
@@ -185,7 +185,11 @@ def bench_layers(args):
         ("D Conv 8d->1 4->1", (b, d * 8, 4, 4), mnn.Conv2d(d * 8, 1, 4, 1, "valid"), tnn.Conv2d(d * 8, 1, 4, 1, 0, bias=False)),
         ("  the same as dcgan_ms computes it (matmul)", (b, d * 8, 4, 4), WholeKernelConv2d(d * 8, 1, 4),
          tnn.Conv2d(d * 8, 1, 4, 1, 0, bias=False)),
-        ("BatchNorm2d 2d @16x16", (b, d * 2, 16, 16), mnn.BatchNorm2d(d * 2), tnn.BatchNorm2d(d * 2)),
+        ("BatchNorm2d + LeakyReLU(0.2) 2d @16x16", (b, d * 2, 16, 16),
+         mnn.SequentialCell(mnn.BatchNorm2d(d * 2), LeakyReLU(0.2, compiled)),
+         tnn.Sequential(tnn.BatchNorm2d(d * 2), tnn.LeakyReLU(0.2))),
+        ("BatchNorm2d + ReLU g @32x32", (b, g, 32, 32), mnn.SequentialCell(mnn.BatchNorm2d(g), mnn.ReLU()),
+         tnn.Sequential(tnn.BatchNorm2d(g), tnn.ReLU())),
         ("LeakyReLU(0.2) d @32x32", (b, d, 32, 32), mnn.LeakyReLU(0.2), tnn.LeakyReLU(0.2)),
         ("  the same as dcgan_ms computes it (0.2x + 0.8relu(x))", (b, d, 32, 32), LeakyReLU(0.2),
          tnn.LeakyReLU(0.2)),
@@ -205,6 +209,10 @@ def bench_layers(args):
             elif isinstance(m_layer, LeakyReLU):
                 cases.insert(i + 1, ("  the same, one pass each way (compiled kernel)", shape, LeakyReLU(0.2, True),
                                      t_layer))
+            elif name.startswith("BatchNorm2d"):
+                alpha = 0.2 if "Leaky" in name else 0
+                cases.insert(i + 1, ("  the same, one kernel each way (compiled)", shape,
+                                     BatchNormActivation(shape[1], alpha), t_layer))
     print(f"| layer (batch {b}) | MindSpore fwd | MindSpore fwd+bwd | PyTorch fwd | PyTorch fwd+bwd | bwd ratio MS/PT |")
     print("|---|---|---|---|---|---|")
     for name, shape, m_layer, t_layer in cases:
