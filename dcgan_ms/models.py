@@ -31,7 +31,7 @@ same results to float rounding: ``tests/test_models.py``; timings from
   (``StridedConv2d``, ``StridedConv2dTranspose``, ``cpu_conv.py``) unless ``conv="builtin"``:
   forward + backward 0.25-0.37 s on the large layers instead of 0.29-0.43 s.
 - With the same compiled kernels, each BatchNorm2d and the activation after it run as one kernel
-  each way (``BatchNormActivation``), bit for bit MindSpore's results, two to three times faster;
+  each way (``BatchNormActivation``), bit for bit MindSpore's results, about twice as fast;
   an ``nn.Identity`` holds the activation's place, so the layers keep their numbers.
 """
 import numpy as np
