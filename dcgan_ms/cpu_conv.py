@@ -225,7 +225,8 @@ def batch_norm_operator():
     """``batch_norm(x, gamma, beta, moving_mean, moving_var, params) -> (y, mean, var, new_moving_mean,
     new_moving_var)``: BatchNorm in training mode on NCHW x, then ReLU or LeakyReLU, with params float32
     [eps, momentum, alpha, 1 - alpha] (alpha 0: ReLU; momentum as ``ops.BatchNorm``'s, the weight of the
-    batch); bit for bit MindSpore's BatchNorm and activation. Differentiable in x, gamma and beta."""
+    batch); bit for bit MindSpore's BatchNorm and activation (MindSpore 2.10 on x86_64). Differentiable
+    in x, gamma and beta."""
     lib = str(build())
     backward = ops.Custom(f"{lib}:BatchNormBackward", out_shape=_batch_norm_grad_shapes, out_dtype=_three,
                           func_type="aot")

@@ -75,7 +75,8 @@ class LeakyReLU(nn.Cell):
 class BatchNormActivation(nn.BatchNorm2d):
     """``nn.BatchNorm2d(num_features)`` followed by ReLU (``alpha=0``) or ``LeakyReLU(alpha)``; in training
     mode one compiled CPU kernel each way (``cpu_conv``) that gives bit for bit what MindSpore's BatchNorm
-    and activation give, moving statistics included. Same parameters as ``nn.BatchNorm2d`` (gamma, beta,
+    and activation give (MindSpore 2.10 on x86_64, whose order of additions it keeps), moving
+    statistics included. Same parameters as ``nn.BatchNorm2d`` (gamma, beta,
     moving_mean, moving_variance). Out of training mode: MindSpore's BatchNorm, then the activation."""
 
     def __init__(self, num_features, alpha, gamma_init="ones"):

@@ -1,3 +1,5 @@
+import platform
+
 import numpy as np
 import mindspore as ms
 import pytest
@@ -155,9 +157,11 @@ def train_then_infer(layer, norm, x, probe, jit):
                          ids=["4px", "32px-odd-batch", "one-thread"])
 def test_compiled_batch_norm_activation_is_mindspores_bit_for_bit(shape, alpha, jit):
     """BatchNormActivation (BatchNorm and its activation in one compiled kernel each way) gives exactly
-    what nn.BatchNorm2d and the activation give with MindSpore 2.10's oneDNN: outputs, gradients for
-    x, gamma and beta, moving statistics, inference outputs. So a run trains bit for bit as before
-    (and the README's training figures hold): its sums must add in oneDNN's order."""
+    what nn.BatchNorm2d and the activation give with MindSpore 2.10's oneDNN on x86_64: outputs,
+    gradients for x, gamma and beta, moving statistics, inference outputs. So a run trains bit for
+    bit as before (and the README's training figures hold): its sums must add in oneDNN's order, that
+    of its x86 build. (MindSpore's BatchNorm on other CPUs may add in another order: there, the same
+    values to float rounding.)"""
     rng = np.random.default_rng(1)
     x = ms.Tensor(rng.standard_normal(shape).astype(np.float32) * 3 + 1)
     probe = ms.Tensor(rng.standard_normal(shape).astype(np.float32))
@@ -169,7 +173,10 @@ def test_compiled_batch_norm_activation_is_mindspores_bit_for_bit(shape, alpha, 
         [name for name, _ in reference.norm.parameters_and_names()]  # moving_mean, moving_variance, gamma, beta
     assert len(values) == len(expected) == 7
     for value, ref in zip(values, expected):
-        np.testing.assert_array_equal(value, ref)
+        if platform.machine() in ("x86_64", "AMD64"):
+            np.testing.assert_array_equal(value, ref)
+        else:
+            np.testing.assert_allclose(value, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
     assert (values[0] < 0).any() == (alpha > 0) and (values[0] > 0).any()  # the activation's both sides
     assert np.abs(values[3]).max() > 0 and not np.array_equal(values[4], np.zeros(shape[1]))  # not vacuous
 
