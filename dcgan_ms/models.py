@@ -126,10 +126,10 @@ class StridedConv2dTranspose(nn.Conv2dTranspose):
         return self.conv2d_transpose(x, self.weight, (n, self.out_channels, 2 * h, 2 * w))
 
 
-def _norm(channels, alpha, compiled):
-    """BatchNorm2d and ReLU (alpha 0) or LeakyReLU(alpha): two layers. With the compiled kernels, one
-    ``BatchNormActivation`` and an ``nn.Identity`` in the activation's place, so that the layers keep
-    their numbers and the parameters their names."""
+def _norm(channels, compiled, alpha=0.0):
+    """BatchNorm2d, then ReLU, or LeakyReLU(alpha) when alpha > 0: two layers. With the compiled kernels,
+    one ``BatchNormActivation`` and an ``nn.Identity`` in the activation's place, so that the layers
+    keep their numbers and the parameters their names."""
     if compiled:
         return [BatchNormActivation(channels, alpha, gamma_init=gamma_init()), nn.Identity()]
     return [nn.BatchNorm2d(channels, gamma_init=gamma_init()), nn.ReLU() if alpha == 0 else LeakyReLU(alpha)]
@@ -137,12 +137,12 @@ def _norm(channels, alpha, compiled):
 
 def _up(cin, cout, compiled):
     """Transposed conv that doubles height and width, then BatchNorm2d and ReLU."""
-    return [StridedConv2dTranspose(cin, cout, weight_init=weight_init(), compiled=compiled), *_norm(cout, 0, compiled)]
+    return [StridedConv2dTranspose(cin, cout, weight_init=weight_init(), compiled=compiled), *_norm(cout, compiled)]
 
 
 def _down(cin, cout, compiled):
     """Strided conv that halves height and width, then BatchNorm2d and LeakyReLU(0.2)."""
-    return [StridedConv2d(cin, cout, weight_init=weight_init(), compiled=compiled), *_norm(cout, 0.2, compiled)]
+    return [StridedConv2d(cin, cout, weight_init=weight_init(), compiled=compiled), *_norm(cout, compiled, alpha=0.2)]
 
 
 class WholeKernelConv2d(nn.Conv2d):
@@ -183,7 +183,7 @@ class Generator(nn.Cell):
         compiled = cpu_conv.use_compiled(conv)
         self.generator = nn.SequentialCell(
             WholeKernelConv2dTranspose(nz, ngf * 8, 4, weight_init=weight_init()),
-            *_norm(ngf * 8, 0, compiled),
+            *_norm(ngf * 8, compiled),
             *_up(ngf * 8, ngf * 4, compiled),
             *_up(ngf * 4, ngf * 2, compiled),
             *_up(ngf * 2, ngf, compiled),
