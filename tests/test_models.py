@@ -5,8 +5,8 @@ import mindspore as ms
 import pytest
 from mindspore import nn
 
-from dcgan_ms.models import (BatchNormActivation, Discriminator, Generator, LeakyReLU, StridedConv2d, StridedConv2dTranspose,
-                             WholeKernelConv2d, WholeKernelConv2dTranspose, weight_init)
+from dcgan_ms.models import (BatchNormActivation, Discriminator, Generator, LeakyReLU, StridedConv2d,
+                             StridedConv2dTranspose, WholeKernelConv2d, WholeKernelConv2dTranspose, weight_init)
 
 
 def count(net):

@@ -419,7 +419,7 @@ extern "C" int LeakyBackward(int nparam, void **params, int *ndims, int64_t **sh
 // Batch normalization in training mode followed by its activation, ReLU (alpha = 0) or LeakyReLU(alpha) in
 // the form above, for models.BatchNormActivation on CPU. MindSpore runs these as two or three kernels
 // each way (BatchNorm, the activation; their gradients), and its BatchNorm is oneDNN's "ncsp" code,
-// whose sums are chains of dependent additions: a fifth of a quickstart step. Here one kernel each
+// whose sums are chains of dependent additions: about a sixth of a quickstart step. Here one kernel each
 // way, bit for bit what MindSpore gives: the sums are added in the very order oneDNN adds them (as
 // MindSpore 2.10's libdnnl was compiled), but rows are summed side by side instead of one after another.
 //   forward:  per channel, the mean, then the mean of (x - mean)^2, each over the N rows of H*W values:
