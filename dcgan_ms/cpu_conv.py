@@ -34,6 +34,7 @@ import mindspore as ms
 from mindspore import ops
 
 from .errors import UserError
+from .runtime import current_device
 
 SOURCE = Path(__file__).parent / "csrc" / "conv4x4s2.cc"
 CHOICES = ("auto", "compiled", "builtin")
@@ -102,7 +103,7 @@ def use_compiled(choice="auto"):
         raise UserError(f"conv must be one of {', '.join(CHOICES)}, got {choice!r}")
     if choice == "builtin":
         return False
-    device = ms.get_context("device_target")
+    device = current_device()
     if device != "CPU":
         if choice == "compiled":
             raise UserError(f"--conv compiled runs only on CPU, not on {device}: use --conv auto")

@@ -12,26 +12,48 @@ from .errors import UserError, first_line
 DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
 
 
-def set_device(device_target, device_id=None):
-    """Select the backend and check that it really runs: MindSpore only says a backend is missing
-    when the first operator executes, with a long message; we say it in one line."""
+def current_device():
+    """The backend MindSpore runs on ("CPU", "GPU" or "Ascend")."""
+    return ms.get_current_device().device_target
+
+
+def select_device(device_target, device_id=None):
+    """Tell MindSpore which backend to use, running nothing yet: a data-parallel run joins its cluster
+    between this and ``check_device`` (on Ascend, ``communication.init`` must come before any operator)."""
     if device_target == "CPU":
         # A compiled graph runs on a MindSpore worker thread while the calling thread busy-waits for
         # it (runtime::AsyncRQueue::Wait spins), which takes a core from the kernels: on a 2-core CPU
         # a train step takes 1.5-2x as long. MindSpore's documented MS_DEV_HOST_BLOCKING_RUN=1 runs
-        # it on the calling thread instead. MindSpore reads it once, at the first operator (below);
+        # it on the calling thread instead. MindSpore reads it once, at the first operator;
         # export MS_DEV_HOST_BLOCKING_RUN=0 to keep MindSpore's default.
         os.environ.setdefault("MS_DEV_HOST_BLOCKING_RUN", "1")
     try:
-        try:
-            ms.set_device(device_target, device_id)
-        except RuntimeError:  # already running (training called twice in one process): fine if unchanged
-            if ms.get_context("device_target") != device_target:
-                raise
+        ms.set_device(device_target, device_id)
+    except ValueError as e:
+        raise unusable(device_target, e) from None
+    except RuntimeError as e:  # also when already running (training twice in one process): fine if unchanged
+        if current_device() != device_target:
+            raise unusable(device_target, e) from None
+
+
+def check_device(device_target):
+    """Run one operator: MindSpore only says a backend is missing when the first operator executes,
+    with a long message; we say it in one line."""
+    try:
         ops.ones((1,), ms.float32).asnumpy()
     except (RuntimeError, ValueError) as e:
-        raise UserError(f"device target {device_target} is not usable here ({first_line(e)}): install the MindSpore "
-                        "build for it (see mindspore.cn/install) or pass --device_target CPU") from None
+        raise unusable(device_target, e) from None
+
+
+def unusable(device_target, error):
+    return UserError(f"device target {device_target} is not usable here ({first_line(error)}): install the MindSpore "
+                     "build for it (see mindspore.cn/install) or pass --device_target CPU")
+
+
+def set_device(device_target, device_id=None):
+    """Select the backend and check that it really runs (``select_device``, then ``check_device``)."""
+    select_device(device_target, device_id)
+    check_device(device_target)
 
 
 def set_seed(seed):

@@ -59,7 +59,7 @@ def test_a_source_that_does_not_compile_is_reported_with_the_compilers_error(fre
 
 
 def test_other_devices_use_mindspores_layers(monkeypatch):
-    monkeypatch.setattr(cpu_conv.ms, "get_context", lambda key: "GPU")
+    monkeypatch.setattr(cpu_conv, "current_device", lambda: "GPU")
     assert cpu_conv.use_compiled("auto") is False
     with pytest.raises(UserError, match="only on CPU, not on GPU"):
         cpu_conv.use_compiled("compiled")
