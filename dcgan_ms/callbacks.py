@@ -104,28 +104,47 @@ class CSVLog(Callback):
         self.file.close()
 
 
-class Progress(Callback):
-    """A tqdm bar with the tutorial's printout (or, ``bar=False``, a line per epoch), and a closing line."""
+def redraws_in_place(stream):
+    """Whether ``stream`` shows a progress bar redrawn in place: a terminal or a notebook, not a log file."""
+    return stream.isatty() or type(stream).__module__.startswith("ipykernel")
 
-    def __init__(self, total_steps, steps_per_epoch, output_dir, devices=1, bar=True):
+
+class Progress(Callback):
+    """A tqdm bar with the tutorial's printout where stderr redraws in place (a terminal, a notebook);
+    elsewhere (a worker's log under msrun, nohup, a batch job) a plain line every ``every_seconds``, as
+    a bar's redraws would fill the file; ``bar=False``: a line per epoch. Then a closing line."""
+
+    def __init__(self, total_steps, steps_per_epoch, output_dir, devices=1, bar=True, every_seconds=30.0):
         self.total_steps, self.epochs = total_steps, math.ceil(total_steps / steps_per_epoch)
-        self.output_dir, self.devices, self.show_bar = output_dir, devices, bar
+        self.output_dir, self.devices, self.every_seconds = output_dir, devices, every_seconds
+        self.show_bar = bar and redraws_in_place(sys.stderr)
+        self.plain_lines = bar and not self.show_bar
 
     def on_train_begin(self, position):
         from tqdm import tqdm
         self.bar = tqdm(total=self.total_steps, initial=position.step, unit="step", disable=not self.show_bar,
                         dynamic_ncols=True)
-        self.first_step, self.started, self.images = position.step, time.time(), 0
+        self.first_step, self.started, self.images, self.said = position.step, time.time(), 0, None
+
+    def state(self, position, losses):
+        return (f"epoch {position.epoch}/{self.epochs} Loss_D {losses.d_loss:.3f} Loss_G {losses.g_loss:.3f} "
+                f"D(x) {losses.d_real:.2f} D(G(z)) {losses.d_fake:.2f}")
 
     def on_step_end(self, position, losses, real_imgs):
         self.last, self.images = losses, self.images + losses.batch_size * self.devices
-        self.bar.set_postfix_str(f"epoch {position.epoch}/{self.epochs} Loss_D {losses.d_loss:.3f} Loss_G "
-                                 f"{losses.g_loss:.3f} D(x) {losses.d_real:.2f} D(G(z)) {losses.d_fake:.2f} "
-                                 f"{losses.batch_size * self.devices / losses.seconds:.1f} img/s")
+        speed = losses.batch_size * self.devices / losses.seconds
+        self.bar.set_postfix_str(f"{self.state(position, losses)} {speed:.1f} img/s")
         self.bar.update()
+        now = time.time()
+        if self.plain_lines and (self.said is None or now - self.said >= self.every_seconds):
+            self.said, elapsed = now, now - self.started
+            left = elapsed / (position.step - self.first_step) * (self.total_steps - position.step)
+            print(f"step {position.step}/{self.total_steps} {self.state(position, losses)} "
+                  f"{self.images / max(elapsed, 1e-9):.1f} img/s, {left / 60:.1f} min left", file=sys.stderr,
+                  flush=True)
 
     def on_epoch_end(self, position):
-        if not self.show_bar:
+        if not self.show_bar and not self.plain_lines:
             print(f"epoch {position.epoch}/{self.epochs} step {position.step}/{self.total_steps} Loss_D "
                   f"{self.last.d_loss:.3f} Loss_G {self.last.g_loss:.3f}", file=sys.stderr)
 
@@ -183,21 +202,23 @@ class SWDTracker(Callback):
 
 class ResumeCheckpoints(Callback):
     """checkpoints/step_NNNNNNN.ckpt (``resume.py``): at each epoch's end, every ``save_every`` steps,
-    when ``save_minutes`` have passed since the last, and when training stops early with work to save.
+    when ``save_minutes`` have passed on ``clock`` since the last, and when training stops early with
+    work to save.
 
-    In a data-parallel run every rank has one: BatchNorm's running statistics are averaged over the
-    ``devices`` before each save (all ranks must, at the same step, so ``save_minutes`` is off
-    there), and only the rank with ``write=True`` writes the file."""
+    In a data-parallel run every rank has one and saves at the same steps (``clock`` is the
+    ``distributed.Agreement``'s, the same on every rank); ``before_save`` (the BatchNorm statistics'
+    average over the devices) runs on every rank, and only the rank with ``write=True`` writes."""
 
-    def __init__(self, output_dir, cells, fixed_noise, config, steps_per_epoch, total_steps, keep=3, save_every=0,
-                 save_minutes=0.0, devices=1, write=True):
+    def __init__(self, output_dir, cells, fixed_noise, config, steps_per_epoch, total_steps, *, keep=3,
+                 save_every=0, save_minutes=0.0, write=True, before_save=None, clock=time.time):
         self.output_dir, self.cells, self.fixed_noise, self.config = output_dir, cells, fixed_noise, config
         self.steps_per_epoch, self.total_steps, self.keep = steps_per_epoch, total_steps, keep
-        self.save_every, self.save_minutes, self.devices, self.write = save_every, save_minutes, devices, write
+        self.save_every, self.save_minutes, self.write = save_every, save_minutes, write
+        self.before_save, self.clock = before_save, clock
         self.written = []
 
     def on_train_begin(self, position):
-        self.saved_step, self.saved_time = position.step, time.time()
+        self.saved_step, self.saved_time = position.step, self.clock()
 
     def on_step_end(self, position, losses, real_imgs):
         mid_epoch = position.step_in_epoch < self.steps_per_epoch and position.step < self.total_steps
@@ -207,7 +228,7 @@ class ResumeCheckpoints(Callback):
     def due(self, step):
         if self.save_every and step % self.save_every == 0:
             return True
-        return bool(self.save_minutes) and time.time() - self.saved_time >= 60 * self.save_minutes
+        return bool(self.save_minutes) and self.clock() - self.saved_time >= 60 * self.save_minutes
 
     def on_epoch_end(self, position):
         self.save(position)
@@ -220,14 +241,13 @@ class ResumeCheckpoints(Callback):
             self.save(position)
 
     def save(self, position):
-        if self.devices > 1:
-            from .distributed import average_running_stats
-            average_running_stats(self.cells[:2], self.devices)
+        if self.before_save is not None:
+            self.before_save()
         if self.write:
             self.written.append(resume.save_state(self.output_dir, self.cells, self.fixed_noise, self.keep,
                                                   step=position.step, epoch=position.epoch,
                                                   step_in_epoch=position.step_in_epoch, config=self.config))
-        self.saved_step, self.saved_time = position.step, time.time()
+        self.saved_step, self.saved_time = position.step, self.clock()
 
 
 class WeightCheckpoints(Callback):
@@ -327,17 +347,17 @@ class RankReport(Callback):
 
 
 class TimeLimit(Callback):
-    """``--max_minutes``: once ``minutes`` have passed since training began, end it after the current
-    step as if its steps were done (everything saved, pictures made); ``--resume`` continues it."""
+    """``--max_minutes``: once ``minutes`` have passed on ``clock`` since training began, end it after the
+    current step as if its steps were done (everything saved, pictures made); ``--resume`` continues it."""
 
-    def __init__(self, minutes, output_dir):
-        self.minutes, self.output_dir = minutes, output_dir
+    def __init__(self, minutes, output_dir, clock=time.time):
+        self.minutes, self.output_dir, self.clock = minutes, output_dir, clock
 
     def on_train_begin(self, position):
-        self.deadline = time.time() + 60 * self.minutes
+        self.deadline = self.clock() + 60 * self.minutes
 
     def on_step_end(self, position, losses, real_imgs):
-        if time.time() >= self.deadline:
+        if self.clock() >= self.deadline:
             raise StopTraining("time limit", f"stopped at the time limit (--max_minutes {self.minutes:g}) after step "
                                f"{position.step}: continue with --resume --output_dir {self.output_dir}")
 

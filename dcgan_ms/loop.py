@@ -53,6 +53,35 @@ class StopTraining(Exception):
         self.reason, self.message, self.save = reason, message, save
 
 
+class Alone:
+    """How a single process decides to stop: a callback's stop is taken at once; a stop found while
+    fetching the next batch or checking the losses waits for ``combine``, after the step. A
+    data-parallel run uses ``distributed.Agreement`` instead, which combines every rank's."""
+
+    def __init__(self):
+        self.pending = None
+
+    def ask(self, stop):
+        """A callback raised ``stop``."""
+        raise stop
+
+    def request(self, stop):
+        """``stop`` was found by the loop; it takes effect at the next ``combine``."""
+        self.pending = self.pending or stop
+
+    def combine(self):
+        """The stop to take after this step, or None."""
+        stop, self.pending = self.pending, None
+        return stop
+
+    def clock(self):
+        """Seconds, for time-based saves and --max_minutes."""
+        return time.time()
+
+    def finish(self):
+        """Training ended the same way everywhere; wait until every rank is done saving."""
+
+
 class Callback:
     """What the loop tells, as MindSpore's and Keras' callbacks name it; override what you need.
     A callback may raise StopTraining from any hook but ``on_train_end`` to end training."""
@@ -71,10 +100,12 @@ class Callback:
 
 
 class CallbackList(Callback):
-    """Several callbacks, told in their order."""
+    """Several callbacks, told in their order. A stop that one raises after a step or an epoch goes to
+    the ``agreement``: alone, it stops training at once; in a data-parallel run it is shared with the
+    other ranks first (``distributed.Agreement``)."""
 
-    def __init__(self, callbacks):
-        self.callbacks = list(callbacks)
+    def __init__(self, callbacks, agreement=None):
+        self.callbacks, self.agreement = list(callbacks), agreement or Alone()
 
     def on_train_begin(self, position):
         for c in self.callbacks:
@@ -82,11 +113,17 @@ class CallbackList(Callback):
 
     def on_step_end(self, position, losses, real_imgs):
         for c in self.callbacks:
-            c.on_step_end(position, losses, real_imgs)
+            try:
+                c.on_step_end(position, losses, real_imgs)
+            except StopTraining as stop:
+                self.agreement.ask(stop)
 
     def on_epoch_end(self, position):
         for c in self.callbacks:
-            c.on_epoch_end(position)
+            try:
+                c.on_epoch_end(position)
+            except StopTraining as stop:
+                self.agreement.ask(stop)
 
     def on_train_end(self, position, stop):
         """Every callback's, even when one fails (so files are closed and signal handlers restored);
@@ -102,32 +139,24 @@ class CallbackList(Callback):
 
 
 def train_loop(train_step, dataset, total_steps, nz=NZ, seed=1, instance_noise=0.0, rank=0, position=None,
-               callbacks=(), instance_noise_steps=0):
+               callbacks=(), instance_noise_steps=0, agreement=None):
     """Train until ``total_steps`` steps are done (continuing from ``position``, a resumed run's).
 
     ``train_step(real_imgs, z[, noise_g, noise_real, noise_fake])`` is ``step.make_train_step``'s;
     ``dataset`` yields batches of real images. ``instance_noise_steps``: the instance noise fades
-    linearly to nothing over that many steps (0: it never fades). Returns None, or the StopTraining
-    that ended training early.
+    linearly to nothing over that many steps (0: it never fades). ``agreement``: how stops are decided
+    (default ``Alone()``; ``distributed.Agreement`` makes every rank stop after the same step).
+    Returns None, or the StopTraining that ended training early.
     """
     position, noise_of = position or Position(), StepNoise(nz, seed, rank, instance_noise, instance_noise_steps)
-    callbacks = CallbackList(callbacks)
+    agreement = agreement or Alone()
+    callbacks = CallbackList(callbacks, agreement)
     callbacks.on_train_begin(position)
     stop = None
     try:
         while position.step < total_steps:
-            for real_imgs in epoch_batches(dataset, seed, position):
-                start = time.perf_counter()
-                z, noise = noise_of(position.step, real_imgs.shape)  # a function of (seed, rank, step)
-                g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z, *noise))
-                losses = Losses(g_loss, d_loss, d_real, d_fake, time.perf_counter() - start, real_imgs.shape[0])
-                if not (math.isfinite(g_loss) and math.isfinite(d_loss)):  # this step is neither logged nor saved
-                    raise StopTraining("non-finite loss", f"losses became non-finite at step {position.step + 1} "
-                                       f"(G {g_loss}, D {d_loss})", save=False)
-                position.step, position.step_in_epoch = position.step + 1, position.step_in_epoch + 1
-                callbacks.on_step_end(position, losses, real_imgs)
-                if position.step >= total_steps:
-                    break
+            train_epoch(train_step, epoch_batches(dataset, seed, position), total_steps=total_steps,
+                        position=position, noise_of=noise_of, callbacks=callbacks, agreement=agreement)
             callbacks.on_epoch_end(position)  # the end of an epoch, or of training
             position.epoch, position.step_in_epoch = position.epoch + 1, 0
     except StopTraining as raised:  # Ctrl-C, an unreadable image, a non-finite loss
@@ -139,6 +168,45 @@ def train_loop(train_step, dataset, total_steps, nz=NZ, seed=1, instance_noise=0
         raise
     callbacks.on_train_end(position, stop)
     return stop
+
+
+def train_epoch(train_step, batches, *, total_steps, position, noise_of, callbacks, agreement):
+    """The steps of one epoch (or until ``total_steps``). Each step fetches the next batch before its
+    callbacks run, so that a stop found on the way (an image that cannot be decoded, a non-finite
+    loss) is combined with the other ranks' right after the step that found it."""
+    real_imgs = next_batch(batches, agreement)
+    stop = agreement.combine()
+    if stop is not None:
+        raise stop
+    while real_imgs is not None:
+        start = time.perf_counter()
+        z, noise = noise_of(position.step, real_imgs.shape)  # a function of (seed, rank, step)
+        g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z, *noise))
+        losses = Losses(g_loss, d_loss, d_real, d_fake, time.perf_counter() - start, real_imgs.shape[0])
+        if not (math.isfinite(g_loss) and math.isfinite(d_loss)):  # this step is neither logged nor saved
+            agreement.request(StopTraining("non-finite loss", f"losses became non-finite at step {position.step + 1} "
+                                           f"(G {g_loss}, D {d_loss})", save=False))
+        last = position.step + 1 >= total_steps
+        upcoming = None if last else next_batch(batches, agreement)
+        stop = agreement.combine()
+        if stop is not None and not stop.save:
+            raise stop
+        position.step, position.step_in_epoch = position.step + 1, position.step_in_epoch + 1
+        callbacks.on_step_end(position, losses, real_imgs)
+        if stop is not None:
+            raise stop
+        real_imgs = upcoming
+
+
+def next_batch(batches, agreement):
+    """The next batch, or None at the epoch's end or when it cannot be read (the stop is requested)."""
+    try:
+        return next(batches)
+    except StopIteration:
+        return None
+    except StopTraining as stop:
+        agreement.request(stop)
+        return None
 
 
 class StepNoise:

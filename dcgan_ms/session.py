@@ -10,10 +10,12 @@
 The loop itself is ``loop.train_loop``, the same one the notebook runs with fewer callbacks.
 """
 import dataclasses
+import functools
 import json
 import math
 import os
 import sys
+import tempfile
 import time
 from typing import Optional
 
@@ -24,7 +26,7 @@ from . import config as config_module
 from . import resume
 from .config import TrainConfig
 from .errors import UserError
-from .loop import Position, train_loop
+from .loop import Alone, Position, train_loop
 from .models import NC
 
 GRID_SIZE = 64  # images in each progress grid (8 x 8)
@@ -49,6 +51,7 @@ class Session:
     position: Position
     record: dict  # config.json: the flags, the data folder, the step counts
     resumed_from: Optional[str] = None
+    agreement: Alone = dataclasses.field(default_factory=Alone)  # how the ranks agree to stop (distributed.Agreement)
 
     @property
     def lead(self):
@@ -58,6 +61,11 @@ class Session:
     def cells(self):
         """What a resume checkpoint holds: G, D, both optimizers, and G's average (--ema)."""
         return networks_and_optimizers(self.generator, self.discriminator, self.optimizers, self.average)
+
+    @property
+    def networks(self):
+        """G, D and G's average (--ema): the networks whose BatchNorm statistics ranks average before saving."""
+        return (self.generator, self.discriminator) + ((self.average.ema,) if self.average else ())
 
     @property
     def shown_generator(self):
@@ -81,12 +89,12 @@ def resolve_data_root(config):
 
 
 def prepare_output(output_dir):
+    """Make the output folder and check that it takes a file (under a name of this process's own, as
+    every rank of a data-parallel run checks at once)."""
     try:
         os.makedirs(os.path.join(output_dir, "samples"), exist_ok=True)
-        probe = os.path.join(output_dir, ".write_test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write_test."):
+            pass
     except OSError as e:
         raise UserError(f"cannot write to output folder {output_dir} ({e.strerror or e}): "
                         "pass a writable --output_dir") from None
@@ -106,7 +114,7 @@ def read_resume_state(config):
     return config_module.resumed(config, state["config"]), state
 
 
-def build_networks(config):
+def build_networks(config, devices=1):
     """G, D, their Adam optimizers, G's moving average (--ema, else None) and the (jitted) train
     step, as the tutorial builds them."""
     from .ema import WeightAverage
@@ -121,7 +129,7 @@ def build_networks(config):
         else None
     train_step = make_train_step(generator, discriminator, *optimizers, jit=config.mode == "graph",
                                  instance_noise=config.instance_noise, label_smoothing=config.label_smoothing,
-                                 average=average, distributed=config.distributed)
+                                 average=average, devices=devices)
     return generator, discriminator, optimizers, average, train_step
 
 
@@ -143,13 +151,44 @@ def starting_point(config, state, steps_per_epoch, cells):
 
 def setup(config, data_root=None):
     """Build the Session of ``config`` (a TrainConfig); ``data_root`` overrides the config's data."""
-    from .data import create_dataset
-    from .distributed import init_distributed
-    from .runtime import set_device, set_seed
-
+    from .runtime import set_device
+    if config.distributed:
+        return setup_rank(config, data_root)
     config, state = read_resume_state(config)  # first: a resumed run's own flags decide everything below
     set_device(config.device_target, config.device_id)
-    rank, devices = init_distributed() if config.distributed else (0, 1)
+    return build_session(config, state, data_root, rank=0, devices=1)
+
+
+def setup_rank(config, data_root):
+    """``setup`` on one rank of a data-parallel run: the device chosen, the cluster joined, then the
+    first operator (MindSpore's documented order, needed on Ascend). A rank that cannot start (its
+    node lacks the checkpoint, an image it cannot decode) stops every rank with one line, where the
+    others would otherwise wait for the cluster's time-out."""
+    from .distributed import agree_to_start, init_distributed, require_msrun
+    from .runtime import check_device, select_device
+    require_msrun()
+    failure, state = None, None
+    try:
+        config, state = read_resume_state(config)
+    except UserError as e:
+        failure = e
+    select_device(config.device_target)
+    rank, devices = init_distributed()
+    check_device(config.device_target)
+    session = None
+    if failure is None:
+        try:
+            session = build_session(config, state, data_root, rank=rank, devices=devices)
+        except UserError as e:
+            failure = e
+    agree_to_start(rank, devices, failure, state["step"] if state else None)
+    return session
+
+
+def build_session(config, state, data_root, *, rank, devices):
+    """The Session of ``config`` on a device already chosen: data, networks, step, starting point."""
+    from .data import create_dataset
+    from .runtime import set_seed
     if state and devices != state["config"]["devices"]:
         raise UserError(f"the run in {config.output_dir} trained on {state['config']['devices']} device(s), this one "
                         f"has {devices}: resume it with the same number of devices")
@@ -165,15 +204,19 @@ def setup(config, data_root=None):
                              shard_id=rank if config.distributed else None)
     steps_per_epoch = dataset.get_dataset_size()
     total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
-    generator, discriminator, optimizers, average, train_step = build_networks(config)
+    generator, discriminator, optimizers, average, train_step = build_networks(config, devices)
     position, fixed_noise = starting_point(config, state, steps_per_epoch,
                                            networks_and_optimizers(generator, discriminator, optimizers, average))
     record = {**config.flags(), "data_root": os.path.abspath(data_root), "devices": devices,
               "global_batch_size": config.batch_size * devices, "steps_per_epoch": steps_per_epoch,
               "total_steps": total_steps}
+    agreement = Alone()
+    if config.distributed:
+        from .distributed import Agreement
+        agreement = Agreement(rank, devices)
     session = Session(config, rank, devices, data_root, dataset, steps_per_epoch, total_steps, generator,
                       discriminator, optimizers, train_step, average, fixed_noise, position, record,
-                      state["path"] if state else None)
+                      state["path"] if state else None, agreement)
     if session.lead:
         write_run_files(session)
     return session
@@ -200,10 +243,14 @@ def standard_callbacks(s):
     resume_step = s.position.step if s.resumed_from else None
     log_path = os.path.join(out, f"log_rank{s.rank}.csv" if c.distributed else "log.csv")
     swd_path = os.path.join(out, "swd.csv")
+    before_save = None
+    if c.distributed:
+        from .distributed import average_running_stats
+        before_save = functools.partial(average_running_stats, s.networks, s.devices)
     every_rank = [cb.CSVLog(log_path, resume_step),
-                  cb.ResumeCheckpoints(out, s.cells, s.fixed_noise, s.record,
-                                       s.steps_per_epoch, s.total_steps, c.keep_checkpoints, c.save_every,
-                                       0.0 if s.devices > 1 else c.save_minutes, s.devices, write=s.lead)]
+                  cb.ResumeCheckpoints(out, s.cells, s.fixed_noise, s.record, s.steps_per_epoch, s.total_steps,
+                                       keep=c.keep_checkpoints, save_every=c.save_every, save_minutes=c.save_minutes,
+                                       write=s.lead, before_save=before_save, clock=s.agreement.clock)]
     lead_only = [cb.SWDTracker(swd_path, s.shown_generator, s.data_root, c.swd_every, s.total_steps, c.swd_num, c.seed,
                                c.pixel_range, c.background, resume_step),
                  cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
@@ -212,7 +259,7 @@ def standard_callbacks(s):
                  cb.Progress(s.total_steps, s.steps_per_epoch, out, s.devices, bar=not c.no_progress)]
     callbacks = every_rank + (lead_only if s.lead else [])
     if c.max_minutes:
-        callbacks.append(cb.TimeLimit(c.max_minutes, out))
+        callbacks.append(cb.TimeLimit(c.max_minutes, out, clock=s.agreement.clock))
     if c.distributed:
         callbacks.append(cb.RankReport(out, s.rank, s.devices, (s.generator, s.discriminator), list(callbacks)))
     return callbacks + [cb.StopOnSignal()]
@@ -230,9 +277,12 @@ def train(config, data_root=None, callbacks=None):
                   "--epochs or --max_steps to train it further", file=sys.stderr)
         return outcome(s, None, 0.0)
     started = time.time()
-    stop = train_loop(s.train_step, s.dataset, s.total_steps, s.config.nz, s.config.seed, s.config.instance_noise,
-                      s.rank, s.position, standard_callbacks(s) if callbacks is None else callbacks,
-                      s.config.instance_noise_steps)
+    stop = train_loop(s.train_step, s.dataset, s.total_steps, nz=s.config.nz, seed=s.config.seed,
+                      instance_noise=s.config.instance_noise, rank=s.rank, position=s.position,
+                      callbacks=standard_callbacks(s) if callbacks is None else callbacks,
+                      instance_noise_steps=s.config.instance_noise_steps, agreement=s.agreement)
+    if stop is None or stop.reason != "aborted":  # every rank stopped after the same step and saved
+        s.agreement.finish()
     if stop is not None and stop.reason not in ("interrupted", "time limit"):
         raise UserError(stop_message(stop, s.position.step, out))
     return outcome(s, stop, time.time() - started)

@@ -53,7 +53,7 @@ def make_optimizers(generator, discriminator, lr=LR, beta1=BETA1, beta2=BETA2, l
 
 
 def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True, instance_noise=0.0,
-                    label_smoothing=0.0, average=None, distributed=False):
+                    label_smoothing=0.0, average=None, devices=1):
     """Build ``train_step(real_imgs, z, noise_g, noise_real, noise_fake) -> (g_loss, d_loss, d_real, d_fake)``.
 
     The noises (only with ``instance_noise``): Gaussian noise of std ``instance_noise``, shaped like
@@ -62,15 +62,15 @@ def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True
     ``label_smoothing`` and ``average`` see the module's docstring. d_real is the mean of D(x) over
     the batch, d_fake the mean of D(G(z)) before G's update: this device's, as the losses.
 
-    ``distributed=True`` (data parallel, after ``mindspore.communication.init()`` and a
-    DATA_PARALLEL context with ``gradients_mean=True``): both networks' gradients are averaged over
-    all devices by an all-reduce inside the compiled step before each optimizer applies them, so
-    every device makes the same update and the weights stay identical.
+    ``devices`` > 1 (data parallel): both networks' gradients are averaged over the devices inside
+    the step (``distributed.gradient_mean``), so every device makes the same update.
     """
     adversarial_loss = nn.BCELoss(reduction="mean")
+    distributed = devices > 1
     if distributed:
-        reduce_g = nn.DistributedGradReducer(optimizer_g.parameters)
-        reduce_d = nn.DistributedGradReducer(optimizer_d.parameters)
+        from .distributed import gradient_mean
+        reduce_g = gradient_mean(optimizer_g.parameters, devices)
+        reduce_d = gradient_mean(optimizer_d.parameters, devices)
 
     def noisy(imgs, noise):
         if instance_noise:  # a Python constant: with 0 the graph holds no noise at all

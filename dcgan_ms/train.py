@@ -30,10 +30,10 @@ end of the current step after saving, and so does SIGTERM (a second one aborts a
 last checkpoint).
 
 Data-parallel training on several devices (``--distributed``), launched by MindSpore's msrun,
-which starts one process per device (see the README for single- and multi-node lines):
+which starts one process per device; the script builds the msrun line and turns Ctrl-C into a
+graceful stop of every worker (see the README for multi-node lines and what each kind of stop does):
 
-    msrun --worker_num=8 --local_worker_num=8 --master_port=8118 --log_dir=runs/msrun_logs \
-          --join=True dcgan_ms/train.py --distributed --device_target Ascend --output_dir runs/dist8
+    scripts/run_distributed.sh 8 --device_target Ascend --output_dir runs/dist8
 
 Every device starts from the same weights (same --seed), reads its own shard of the images, draws
 its own noise z, and applies the all-reduced mean gradients, so the weights stay identical.
@@ -175,9 +175,7 @@ def _model_and_run_flags(p):
                    help="also write a resume checkpoint every this many steps (0: off; one is always written at "
                         "the end of each epoch)")
     g.add_argument("--save_minutes", type=_nonnegative, default=DEFAULTS.save_minutes, metavar="MINUTES",
-                   help="also write a resume checkpoint when this long has passed since the last (0: off; "
-                        "ignored with --distributed, where all ranks must save at the same step: use "
-                        "--save_every)")
+                   help="also write a resume checkpoint when this long has passed since the last (0: off)")
     g.add_argument("--keep_checkpoints", type=_positive(int), default=DEFAULTS.keep_checkpoints, metavar="K",
                    help="keep the newest K resume checkpoints")
     g.add_argument("--overwrite", action="store_true",
@@ -200,9 +198,8 @@ def parse_args(argv=None):
         args["dataset"] = "folder" if args["data_root"] else "faces"
     if args["dataset"] == "sample" and args["data_root"]:
         parser.error("--dataset sample takes no --data_root (the sample is data/sample)")
-    if args["distributed"] and args["max_minutes"]:
-        parser.error("--max_minutes does not go with --distributed (every rank must stop at the same step): use "
-                     "--max_steps")
+    if args["distributed"] and args["device_id"] is not None:
+        parser.error("--device_id does not go with --distributed: msrun gives each rank its own device")
     if args["distributed"] and args["output_dir"] is None:
         parser.error("--distributed needs --output_dir (every rank must write to the same folder)")
     for flag in ("swd_every", "save_every", "instance_noise_steps"):

@@ -4,10 +4,14 @@
 #   scripts/run_distributed.sh DEVICES_PER_NODE [dcgan_ms.train flags...]
 #
 # Environment (multi-node): NODES (default 1), NODE_RANK (this node, 0..NODES-1, default 0),
-# MASTER_ADDR (address of node 0, default 127.0.0.1), MASTER_PORT (default 8118),
+# MASTER_ADDR (address of node 0; required when NODES > 1), MASTER_PORT (default 8118),
 # LOG_DIR (msrun's per-worker logs, default runs/msrun_logs). Run the same command on every node.
 # --batch_size is per device: the global batch is batch_size x DEVICES_PER_NODE x NODES.
-set -euo pipefail
+#
+# Ctrl-C (or SIGTERM to this script): the workers finish their step, save and exit; this script
+# exits 130. A second Ctrl-C aborts at once (msrun kills the workers; the last checkpoint is kept).
+# msrun alone would kill the workers at the first Ctrl-C, losing what was done since the last save.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 1 ] || ! [[ "$1" =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: scripts/run_distributed.sh DEVICES_PER_NODE [dcgan_ms.train flags...]" >&2
@@ -16,7 +20,51 @@ fi
 per_node=$1
 shift
 nodes=${NODES:-1}
-exec msrun --worker_num=$((per_node * nodes)) --local_worker_num="$per_node" \
+if ! [[ "$nodes" =~ ^[1-9][0-9]*$ ]]; then
+  echo "error: NODES must be a whole number of nodes, got '$nodes'" >&2
+  exit 2
+fi
+if [ "$nodes" -gt 1 ] && [ -z "${MASTER_ADDR:-}" ]; then
+  echo "error: NODES=$nodes needs MASTER_ADDR, the address of node 0 that every node can reach" >&2
+  exit 2
+fi
+
+# msrun in a session of its own: the terminal's Ctrl-C reaches this script, which passes it on.
+setsid msrun --worker_num=$((per_node * nodes)) --local_worker_num="$per_node" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${MASTER_PORT:-8118}" --node_rank="${NODE_RANK:-0}" \
   --log_dir="${LOG_DIR:-runs/msrun_logs}" --join=True \
-  dcgan_ms/train.py --distributed "$@"
+  dcgan_ms/train.py --distributed "$@" &
+msrun_pid=$!
+
+workers() {  # msrun's children that train (not its scheduler): MS_ROLE=MS_WORKER in their environment
+  local pid
+  for pid in $(pgrep -P "$msrun_pid"); do
+    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx 'MS_ROLE=MS_WORKER'; then
+      echo "$pid"
+    fi
+  done
+}
+
+interrupts=0
+on_interrupt() {
+  interrupts=$((interrupts + 1))
+  if [ "$interrupts" -eq 1 ]; then
+    echo "stopping: every worker finishes its step and saves (Ctrl-C again to abort at once)" >&2
+    kill -TERM $(workers) 2>/dev/null
+  else
+    echo "aborting: the workers are killed; the newest checkpoint is kept" >&2
+    kill -INT "$msrun_pid" 2>/dev/null
+  fi
+}
+trap on_interrupt INT TERM
+
+status=0
+while true; do
+  wait "$msrun_pid"
+  status=$?
+  kill -0 "$msrun_pid" 2>/dev/null || break  # wait returned for a signal: msrun still runs
+done
+if [ "$interrupts" -gt 0 ]; then
+  exit 130
+fi
+exit "$status"

@@ -189,5 +189,74 @@ def test_max_minutes_ends_training_like_its_end_and_resume_finishes_it(tmp_path,
     proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--max_minutes", "60", "--no_progress")
     assert proc.returncode == 0, proc.stderr
     assert "done: 11 steps" in proc.stderr  # 4 epochs of 3 steps in all
-    proc = run_cli("dcgan_ms.train", "--distributed", "--max_minutes", "1", "--output_dir", str(tmp_path / "d"))
-    assert proc.returncode == 2 and "--max_minutes does not go with --distributed" in proc.stderr
+
+
+def test_distributed_launches_that_cannot_work_are_refused_in_one_line(tmp_path):
+    out = str(tmp_path / "d")
+    proc = run_cli("dcgan_ms.train", "--distributed", "--device_id", "1", "--output_dir", out)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].endswith(
+        "error: --device_id does not go with --distributed: msrun gives each rank its own device")
+    # A rank-table launch (Ascend's older scripts) sets RANK_TABLE_FILE, RANK_ID, DEVICE_ID but not msrun's variables.
+    proc = run_cli("dcgan_ms.train", "--distributed", "--dataset", "sample", "--output_dir", out,
+                   env={"RANK_TABLE_FILE": str(tmp_path / "rank_table.json"), "RANK_ID": "0", "DEVICE_ID": "0"})
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 2 and last.startswith("error: --distributed runs under MindSpore's msrun") and \
+        "scripts/run_distributed.sh" in last, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_launcher_refuses_several_nodes_without_a_master_address(tmp_path):
+    import subprocess
+    from conftest import REPO
+    env = {k: v for k, v in os.environ.items() if k != "MASTER_ADDR"}
+    proc = subprocess.run(["bash", "scripts/run_distributed.sh", "8", "--dataset", "sample"], cwd=REPO,
+                          env={**env, "NODES": "2"}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: NODES=2 needs MASTER_ADDR, the address of node 0 that every node can reach"
+
+
+def test_output_to_a_file_gets_plain_progress_lines_not_bar_redraws(tmp_path, flat_images):
+    """Under msrun, nohup or a batch job stderr is a file: a line now and then instead of a redrawn bar."""
+    proc = run_cli("dcgan_ms.train", "--data_root", flat_images, "--batch_size", "8", "--ngf", "4", "--ndf", "4",
+                   "--nz", "8", "--max_steps", "2", "--output_dir", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr
+    assert re.search(r"^step 1/2 epoch 1/1 Loss_D \d+\.\d{3} Loss_G \d+\.\d{3} D\(x\) \d\.\d\d D\(G\(z\)\) \d\.\d\d "
+                     r"\d+\.\d img/s, \d+\.\d min left$", proc.stderr, re.M), proc.stderr
+
+
+def test_a_terminal_or_a_notebook_gets_the_bar():
+    from dcgan_ms.callbacks import redraws_in_place
+
+    class Stream:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    assert redraws_in_place(Stream(True)) and not redraws_in_place(Stream(False))
+    notebook = type("OutStream", (Stream,), {"__module__": "ipykernel.iostream"})
+    assert redraws_in_place(notebook(False))
+
+
+def test_ranks_starting_at_once_check_the_output_folder_without_tripping_on_each_other(tmp_path):
+    """Every rank checks that the output folder takes a file, at the same moment: each under its own name."""
+    import subprocess
+    import sys
+    import time
+    from conftest import REPO
+    folder, go = tmp_path / "run", tmp_path / "go"
+    check = ("import os, sys, time; from dcgan_ms.session import prepare_output\n"
+             "open(sys.argv[1] + '.ready', 'w').close()\n"
+             "while not os.path.exists(sys.argv[2]): time.sleep(0.01)\n"
+             "end = time.time() + 2\n"
+             "while time.time() < end: prepare_output(sys.argv[3])\n")
+    ranks = [subprocess.Popen([sys.executable, "-c", check, str(tmp_path / f"rank{r}"), str(go), str(folder)], cwd=REPO,
+                              stderr=subprocess.PIPE, text=True) for r in range(4)]
+    while not all((tmp_path / f"rank{r}.ready").exists() or ranks[r].poll() is not None for r in range(4)):
+        time.sleep(0.05)
+    go.touch()  # all four check the folder over and over, at once, for 2 s
+    failures = [p.communicate(timeout=120)[1] for p in ranks if p.wait(timeout=120)]
+    assert not failures, failures[0][-2000:]
+    assert sorted(os.listdir(folder)) == ["samples"]

@@ -1,10 +1,14 @@
-"""Data-parallel training launched by MindSpore's msrun with 2 CPU workers on the sample data."""
+"""Data-parallel training launched by MindSpore's msrun with 2 CPU workers on the sample data: runs that
+finish, and runs that something stops early (a signal to one rank, Ctrl-C on the launcher, a broken image
+in one rank's shard, the time limit)."""
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,32 +16,105 @@ import pytest
 from conftest import REPO, free_port
 
 MSRUN = os.path.join(os.path.dirname(sys.executable), "msrun")
+needs_msrun = pytest.mark.skipif(not os.path.exists(MSRUN),
+                                 reason="msrun is installed with mindspore; not found beside python")
+TINY = ["--batch_size", "4", "--ngf", "8", "--ndf", "8", "--nz", "16", "--no_progress"]
 
 
-def launch(flags, logs):
+def processes_of(port):
+    """The pids of msrun, its scheduler and its workers for the cluster on ``port``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            continue
+        if f"--master_port={port}".encode() in cmdline or f"MS_SCHED_PORT={port}".encode() in environ:
+            found.append(int(pid))
+    return found
+
+
+def worker_pid(port, rank):
+    for pid in processes_of(port):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"MS_ROLE=MS_WORKER" in environ and f"RANK_ID={rank}".encode() in environ:
+            return pid
+    raise AssertionError(f"no worker of rank {rank} on port {port}")
+
+
+def logged_steps(out, rank):
+    path = out / f"log_rank{rank}.csv"
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [int(row["step"]) for row in csv.DictReader(f) if row.get("img_per_s")]
+
+
+def wait_for_steps(out, steps, proc, timeout=240):
+    """Wait until both ranks have logged ``steps`` steps."""
+    deadline = time.time() + timeout
+    while min(len(logged_steps(out, r)) for r in (0, 1)) < steps:
+        assert proc.poll() is None, "the run ended before the signal was sent"
+        assert time.time() < deadline, "the run did not reach the step"
+        time.sleep(0.2)
+
+
+def launch(flags, logs, expect=0, while_running=None):
     """scripts/run_distributed.sh with 2 workers (the README's launcher, which runs
-    msrun --worker_num=2 --local_worker_num=2 ... dcgan_ms/train.py --distributed FLAGS)."""
+    msrun --worker_num=2 --local_worker_num=2 ... dcgan_ms/train.py --distributed FLAGS); then no process
+    of the run may be left. Returns the launcher's output and the workers' logs."""
+    port = free_port()
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
-           "MASTER_PORT": str(free_port()), "LOG_DIR": str(logs)}
+           "MASTER_PORT": str(port), "LOG_DIR": str(logs)}
     proc = subprocess.Popen(["bash", "scripts/run_distributed.sh", "2", *flags], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
+        if while_running:
+            while_running(proc, port)
         output, _ = proc.communicate(timeout=300)
-    finally:  # never leave the scheduler or workers behind
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    worker_logs = "".join(p.read_text(errors="replace")[-2000:] for p in sorted(logs.glob("worker_*.log")))
-    assert proc.returncode == 0, output[-3000:] + worker_logs
+        time.sleep(0.5)
+        left = processes_of(port)
+    finally:  # never leave the launcher, msrun, the scheduler or workers behind
+        for pid in processes_of(port) + [proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    workers = [(logs / f"worker_{r}.log").read_text(errors="replace") for r in (0, 1)]
+    assert proc.returncode == expect, output[-3000:] + "".join(w[-2000:] for w in workers)
+    assert not left, f"processes left behind: {left}"
+    return output, workers
 
 
-@pytest.mark.skipif(not os.path.exists(MSRUN), reason="msrun is installed with mindspore; not found beside python")
-def test_msrun_two_cpu_workers(tmp_path, flat_images):
-    out = tmp_path / "run"
-    launch(["--data_root", flat_images, "--batch_size", "4", "--ngf", "8", "--ndf", "8", "--nz", "16",
-            "--max_steps", "2", "--instance_noise", "0.1", "--output_dir", str(out), "--no_progress"],
-           tmp_path / "logs")
+def errors(worker_log):
+    """The lines of a worker's log that dcgan_ms wrote (MindSpore's own start with [WARNING] and the like)."""
+    return [line for line in worker_log.splitlines() if line.startswith(("error:", "interrupted", "stopped"))]
+
+
+def image_folder(tmp_path, count):
+    from dcgan_ms.data import SAMPLE_DIR
+    root = tmp_path / "faces"
+    root.mkdir()
+    for i in range(count):
+        shutil.copy(os.path.join(SAMPLE_DIR, f"{i}.jpg"), root / f"{i}.jpg")
+    return root
+
+
+@needs_msrun
+def test_two_workers_train_alike_resume_and_stop_together(tmp_path):
+    """One run through its life: 2 steps (ranks agree, shards disjoint, rank 0 writes); resumed, then
+    SIGTERM to one rank mid-epoch; resumed, then Ctrl-C on the launcher; resumed, then Ctrl-C twice.
+    Every stop is after the same step on both ranks, saved, and every step is logged once."""
+    root, out = image_folder(tmp_path, 48), tmp_path / "run"  # 6 steps an epoch on each rank
+    launch(["--data_root", str(root), *TINY, "--max_steps", "2", "--instance_noise", "0.1", "--epochs", "50",
+            "--output_dir", str(out)], tmp_path / "logs")
 
     ranks = [json.loads((out / f"rank_{r}.json").read_text()) for r in (0, 1)]
     assert [r["steps"] for r in ranks] == [2, 2] and all(r["devices"] == 2 for r in ranks)
@@ -58,30 +135,58 @@ def test_msrun_two_cpu_workers(tmp_path, flat_images):
     # Each rank drew its own noise: their losses differ.
     assert open(out / "log_rank0.csv").read() != open(out / "log_rank1.csv").read()
 
-    # Resumed on the same two workers: both ranks load rank 0's checkpoint and go on in step.
-    launch(["--resume", "--output_dir", str(out), "--max_steps", "3", "--no_progress"], tmp_path / "logs2")
+    # Resumed on the same two workers (both load rank 0's checkpoint and go on in step); SIGTERM to rank 1.
+    def terminate_rank_1(proc, port):
+        wait_for_steps(out, 5, proc)
+        os.kill(worker_pid(port, 1), signal.SIGTERM)
+
+    _, workers = launch(["--resume", "--output_dir", str(out), "--max_steps", "300", "--no_progress"],
+                        tmp_path / "logs2", expect=1, while_running=terminate_rank_1)  # msrun: a worker exited 130
+    stopped = assert_stopped_together(out)  # every step logged once, across the resume
+    assert 5 <= stopped < 100
+    assert_saved_on_stop(out, stopped, workers[0], first_step=2)
     ranks = [json.loads((out / f"rank_{r}.json").read_text()) for r in (0, 1)]
-    assert [r["steps"] for r in ranks] == [3, 3]
+    assert [r["steps"] for r in ranks] == [stopped, stopped]
     assert ranks[0]["parameter_digest"] == ranks[1]["parameter_digest"]
     assert ranks[0]["running_stats_digest"] == ranks[1]["running_stats_digest"]
-    for r in (0, 1):
-        assert [row["step"] for row in csv.DictReader(open(out / f"log_rank{r}.csv"))] == ["1", "2", "3"]
+
+    # Resumed; Ctrl-C in the launcher's terminal: the workers stop gracefully, the launcher exits 130.
+    def ctrl_c(proc, port):
+        wait_for_steps(out, stopped + 3, proc)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal sends to the foreground process group
+
+    output, workers = launch(["--resume", "--output_dir", str(out), "--no_progress"], tmp_path / "logs3", expect=130,
+                             while_running=ctrl_c)
+    assert "stopping: every worker finishes its step and saves" in output
+    first, stopped = stopped, assert_stopped_together(out)
+    assert_saved_on_stop(out, stopped, workers[0], first_step=first)
+
+    # Resumed; Ctrl-C twice: an abort, at once, leaving no process behind (``launch`` checks).
+    def ctrl_c_twice(proc, port):
+        wait_for_steps(out, stopped + 1, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+
+    started = time.time()
+    output, _ = launch(["--resume", "--output_dir", str(out), "--no_progress"], tmp_path / "logs4", expect=130,
+                       while_running=ctrl_c_twice)
+    assert "aborting: the workers are killed" in output and time.time() - started < 120
 
 
-@pytest.mark.skipif(not os.path.exists(MSRUN), reason="msrun is installed with mindspore; not found beside python")
+@needs_msrun
 def test_msrun_uneven_folder_gives_both_ranks_the_same_steps(tmp_path):
     """27 images (not a multiple of 2 devices x 4) in a folder with a sibling folder of images beside it:
     each rank gets 13 of the 27, so 3 batches of 4 an epoch, and the run finishes (unequal batch counts
     would leave one rank waiting forever in the last step's all-reduce)."""
-    import shutil
     from dcgan_ms.data import SAMPLE_DIR
     for folder, first, count in (("cats", 0, 27), ("dogs", 27, 10)):
         (tmp_path / "mydata" / folder).mkdir(parents=True)
         for i in range(first, first + count):
             shutil.copy(os.path.join(SAMPLE_DIR, f"{i}.jpg"), tmp_path / "mydata" / folder / f"{i}.jpg")
     out = tmp_path / "run"
-    launch(["--data_root", str(tmp_path / "mydata" / "cats"), "--batch_size", "4", "--ngf", "8", "--ndf", "8",
-            "--nz", "16", "--epochs", "2", "--output_dir", str(out), "--no_progress"], tmp_path / "logs")
+    launch(["--data_root", str(tmp_path / "mydata" / "cats"), *TINY, "--epochs", "2", "--output_dir", str(out)],
+           tmp_path / "logs")
     ranks = [json.loads((out / f"rank_{r}.json").read_text()) for r in (0, 1)]
     assert [r["steps"] for r in ranks] == [6, 6]
     assert json.loads((out / "config.json").read_text())["steps_per_epoch"] == 3
@@ -89,3 +194,76 @@ def test_msrun_uneven_folder_gives_both_ranks_the_same_steps(tmp_path):
     for r in (0, 1):
         rows = list(csv.DictReader(open(out / f"log_rank{r}.csv")))
         assert [(row["step"], row["epoch"]) for row in rows] == [(str(s), str(1 + (s - 1) // 3)) for s in range(1, 7)]
+
+
+def assert_stopped_together(out):
+    """Both ranks logged the same steps, 1..S, with S > 0; returns S."""
+    steps = [logged_steps(out, r) for r in (0, 1)]
+    assert steps[0] == steps[1] and steps[0] == list(range(1, len(steps[0]) + 1)) and steps[0], steps
+    return steps[0][-1]
+
+
+def assert_saved_on_stop(out, stopped, lead_log, first_step=0):
+    """The lead rank saved the step where the ranks stopped (at the stop, or at that epoch's end)."""
+    steps_per_epoch = json.loads((out / "config.json").read_text())["steps_per_epoch"]
+    if stopped % steps_per_epoch:
+        assert f"interrupted at step {stopped}: saving checkpoints and pictures" in errors(lead_log)
+    assert (out / "checkpoints" / f"step_{stopped:07d}.ckpt").is_file()
+    assert f"stopped: {stopped - first_step} steps" in lead_log
+
+
+@needs_msrun
+def test_broken_image_in_one_ranks_shard_stops_every_rank_with_one_line(tmp_path):
+    """On the streaming path (DCGAN_MS_DECODED_MB=0) rank 1 meets an image it cannot decode mid-epoch:
+    both ranks stop after the same step, save it, and say what to do."""
+    from dcgan_ms.data.dataset import find_images, shard_indices
+    root, out = image_folder(tmp_path, 48), tmp_path / "run"
+    paths = find_images(str(root))
+    broken = paths[shard_indices(len(paths), 2, 1, seed=1)[0]]  # in rank 1's shard
+    with open(broken, "wb") as f:
+        f.write(b"not a JPEG")
+    os.environ["DCGAN_MS_DECODED_MB"] = "0"
+    try:
+        _, workers = launch(["--data_root", str(root), *TINY, "--epochs", "2", "--output_dir", str(out)],
+                            tmp_path / "logs", expect=1)
+    finally:
+        del os.environ["DCGAN_MS_DECODED_MB"]
+    steps = [logged_steps(out, r) for r in (0, 1)]
+    assert steps[0] == steps[1], steps
+    done = len(steps[0])
+    tail = f"remove or replace that file and continue with --resume --output_dir {out}"
+    assert errors(workers[1])[-1].startswith(f"error: cannot decode image {broken} (truncated, empty or not an image): "
+                                             + tail)
+    assert errors(workers[0])[-1].startswith("error: rank 1 could not decode an image of its shard (its log names the "
+                                             "file): " + tail)
+    if done:  # the broken image was not in the first batch: the steps done are saved
+        assert (out / "checkpoints" / f"step_{done:07d}.ckpt").is_file()
+
+
+@needs_msrun
+def test_time_limit_and_time_based_saves_are_agreed(tmp_path):
+    root, out = image_folder(tmp_path, 48), tmp_path / "run"
+    launch(["--data_root", str(root), *TINY, "--epochs", "500", "--max_minutes", "0.15", "--save_minutes", "0.02",
+            "--keep_checkpoints", "1000", "--output_dir", str(out)], tmp_path / "logs")
+    stopped = assert_stopped_together(out)
+    ranks = [json.loads((out / f"rank_{r}.json").read_text()) for r in (0, 1)]
+    assert [r["steps"] for r in ranks] == [stopped, stopped]
+    assert ranks[0]["running_stats_digest"] == ranks[1]["running_stats_digest"]
+    saved = sorted(int(p.stem.split("_")[1]) for p in (out / "checkpoints").glob("step_*.ckpt"))
+    assert saved[-1] == stopped
+    assert any(s % 6 for s in saved[:-1]), saved  # saved by the clock mid-epoch, not only at epochs' ends
+
+
+@needs_msrun
+def test_gradients_are_averaged_over_the_devices(tmp_path):
+    """distributed.gradient_mean gives every rank the mean of the ranks' gradients, not their sum."""
+    port = free_port()
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
+           "PYTHONPATH": REPO}
+    proc = subprocess.run([MSRUN, "--worker_num=2", "--local_worker_num=2", f"--master_port={port}",
+                           f"--log_dir={tmp_path}", "--join=True", os.path.join(REPO, "tests", "gradient_mean_probe.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    logs = [(tmp_path / f"worker_{r}.log").read_text(errors="replace") for r in (0, 1)]
+    assert proc.returncode == 0, proc.stderr[-2000:] + "".join(logs)
+    for log in logs:  # rank r's gradient is r + 1 everywhere: the mean of 1 and 2
+        assert "mean gradient [1.5, 1.5, 1.5]" in log, log[-2000:]

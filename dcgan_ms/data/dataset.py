@@ -170,6 +170,7 @@ def shard_indices(num_images, num_shards, shard_id, seed):
 # of CPU an epoch of the sample at batch 32 on the 2-core machine, taken from the train step, against
 # 87 ms kept (``python benchmarks/bench_step.py --data --batch_size 32 --data_images 10000``).
 IN_MEMORY_BYTES = 1 << 30
+MEMORY_VARIABLE = "DCGAN_MS_DECODED_MB"  # overrides IN_MEMORY_BYTES, in MiB (0: every set streams)
 SAY_DECODING = 20_000  # from this many images the decoding takes seconds (0.3 s a 1,500 on 2 cores): say so
 
 PIXEL_RANGES = {"-1,1": (1.0 / 127.5, -1.0),  # ours: the range of the Generator's Tanh
@@ -196,7 +197,7 @@ def create_dataset(root, batch_size=128, image_size=IMAGE_SIZE, shuffle=True, nu
     files = ImageFiles(paths, indices, background)
     fit = [vision.Resize(image_size), vision.CenterCrop(image_size)]  # uint8 HWC, image_size square
     if in_memory == "auto":
-        in_memory = len(indices) * image_size * image_size * 3 <= IN_MEMORY_BYTES
+        in_memory = len(indices) * image_size * image_size * 3 <= in_memory_bytes()
     if in_memory:  # decoded once; each epoch shuffles and scales the same uint8 images
         dataset = ds.NumpySlicesDataset(decode_all(files, fit, num_parallel_workers), column_names=["image"],
                                         shuffle=shuffle)
@@ -209,6 +210,18 @@ def create_dataset(root, batch_size=128, image_size=IMAGE_SIZE, shuffle=True, nu
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset.image_files = files  # keeps the folder alive as long as the dataset, and names broken images
     return dataset
+
+
+def in_memory_bytes():
+    """The largest set kept decoded: IN_MEMORY_BYTES, or $DCGAN_MS_DECODED_MB MiB where it is set."""
+    text = os.environ.get(MEMORY_VARIABLE)
+    if text is None:
+        return IN_MEMORY_BYTES
+    try:
+        return int(float(text) * (1 << 20))
+    except ValueError:
+        raise UserError(f"{MEMORY_VARIABLE}={text} is not a number of MiB: unset it or give one (0 streams "
+                        "every set)") from None
 
 
 def image_folder(files, shuffle, num_parallel_workers):

@@ -1,0 +1,99 @@
+"""How the ranks of a data-parallel run agree (``distributed.Agreement``, ``agree_to_start``), with the
+all-reduce replaced by a stand-in that adds what the other rank would send; the real one runs in
+test_distributed.py under msrun."""
+import numpy as np
+import pytest
+
+from dcgan_ms import distributed
+from dcgan_ms.distributed import AGREED_STOPS, Agreement, agree_to_start
+from dcgan_ms.errors import UserError
+from dcgan_ms.loop import StopTraining, train_loop
+from test_loop import FakeStep, Recorder, dataset  # noqa: F401 (a fixture)
+
+
+class OtherRank:
+    """Stands in for ``sum_over_devices``: adds rank 1's word, which asks for ``reason`` from call ``at``."""
+
+    def __init__(self, reason=None, at=0):
+        self.reason, self.at, self.calls = reason, at, 0
+
+    def __call__(self, word):
+        other = np.zeros_like(word)
+        self.calls += 1
+        if self.reason is not None and self.calls > self.at and len(word) == 2 * len(AGREED_STOPS) + 1:
+            i = list(AGREED_STOPS).index(self.reason)
+            other[2 * i:2 * i + 2] = 1, 1  # one rank asks: rank 1
+        return np.asarray(word, np.float32) + other
+
+
+def test_a_stop_asked_on_another_rank_is_this_ranks_stop_too(monkeypatch):
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("data error"))
+    agreement = Agreement(rank=0, devices=2)
+    stop = agreement.combine()
+    assert (stop.reason, stop.save) == ("data error", True)
+    assert stop.message == "rank 1 could not decode an image of its shard (its log names the file)"
+
+
+def test_the_most_pressing_stop_wins_and_a_rank_keeps_its_own_message(monkeypatch):
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("interrupted"))
+    agreement = Agreement(rank=0, devices=2)
+    own = StopTraining("non-finite loss", "losses became non-finite at step 7 (G nan, D 0.5)", save=False)
+    agreement.request(own)
+    assert agreement.combine() is own
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("non-finite loss"))
+    stop = Agreement(rank=0, devices=2).combine()
+    assert (stop.reason, stop.save, stop.message) == ("non-finite loss", False, "losses became non-finite on rank 1")
+
+
+def test_the_clock_is_rank_0s_on_every_rank(monkeypatch):
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank())
+    lead, other = Agreement(rank=0, devices=2), Agreement(rank=1, devices=2)
+    assert lead.clock() == other.clock() == 0.0  # before the first step: the same start
+    lead.started -= 90
+    assert lead.combine() is None and 90 <= lead.clock() < 100
+    assert other.combine() is None and other.clock() == 0.0  # its own clock is not sent: rank 0's alone counts
+
+
+def test_every_rank_stops_after_the_step_where_another_rank_asked(monkeypatch, dataset):  # noqa: F811
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("interrupted", at=2))  # 1 call at start, 1 a step
+    recorder = Recorder()
+    stop = train_loop(FakeStep(), dataset, total_steps=9, nz=4, callbacks=[recorder],
+                      agreement=Agreement(rank=0, devices=2))
+    assert stop.reason == "interrupted" and stop.save
+    assert [e[1] for e in recorder.events if e[0] == "step"] == [1, 2]  # step 2 ran, and was told, everywhere
+    assert recorder.events[-1] == ("end", 2, "interrupted")
+
+
+def test_a_callbacks_stop_waits_for_the_next_agreement(monkeypatch, dataset):  # noqa: F811
+    """On one rank a callback's stop (Ctrl-C seen after step 2) is requested, not taken: the ranks agree at
+    the next step, and all stop after it."""
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank())
+
+    class StopAt2(Recorder):
+        def on_step_end(self, position, losses, real_imgs):
+            super().on_step_end(position, losses, real_imgs)
+            if position.step == 2:
+                raise StopTraining("interrupted")
+
+    recorder = StopAt2()
+    stop = train_loop(FakeStep(), dataset, total_steps=9, nz=4, callbacks=[recorder],
+                      agreement=Agreement(rank=1, devices=2))
+    assert stop.reason == "interrupted" and recorder.events[-1] == ("end", 3, "interrupted")
+
+
+def test_a_rank_that_cannot_start_stops_every_rank(monkeypatch):
+    monkeypatch.setattr(distributed, "sum_over_devices", lambda word: np.asarray(word) + np.array([1, 0, 0, -1]))
+    with pytest.raises(UserError, match=r"^rank\(s\) 0 could not start"):  # rank 0 failed: rank 1 hears it
+        agree_to_start(1, 2, None, None)
+    own = UserError("no readable checkpoint in runs/x/checkpoints")
+    with pytest.raises(UserError) as raised:
+        agree_to_start(1, 2, own, None)
+    assert raised.value is own
+
+
+def test_ranks_resuming_from_different_checkpoints_are_refused(monkeypatch):
+    monkeypatch.setattr(distributed, "sum_over_devices", lambda word: np.asarray(word) + np.array([0, 0, 30, 0]))
+    with pytest.raises(UserError, match=r"do not see the same resume checkpoint \(rank 0: step 30, rank 1: no "
+                                        r"checkpoint\): every node must read the same --output_dir"):
+        agree_to_start(1, 2, None, None)
+    agree_to_start(1, 2, None, 30)  # the same step on both: no error
