@@ -7,6 +7,7 @@
     python benchmarks/bench_step.py --layers            # forward and forward+backward of each layer type
     python benchmarks/bench_step.py --data              # the data pipeline alone, img/s
     python benchmarks/bench_step.py --memory            # peak RSS of a batch-128 training run
+    python benchmarks/bench_step.py --onednn_limit      # the step with and without ONEDNN_MAX_CPU_ISA=AVX2
 
 Both steps are the same mathematics: the tutorial's architecture and initialisation, BCE loss,
 Adam(2e-4, 0.5) for each network, G's step then D's step on the same G(z); the PyTorch one is
@@ -136,6 +137,46 @@ def bench_steps(args):
     torch_median = median["PyTorch (eager)"]
     for name, m in median.items():
         print(f"| {name} | {m:.3f} | {args.batch_size / m:.1f} | {torch_median / m:.2f}x |")
+
+
+def bench_onednn_limit(args):
+    """MindSpore's step with and without oneDNN's dispatch limit (ONEDNN_MAX_CPU_ISA=AVX2), for the
+    compiled and the built-in convolutions. oneDNN reads the limit once per process, so each
+    measurement is a process of its own (``--conv``), the two settings alternating round by round."""
+    from dcgan_ms import cpu_conv
+    settings = {"no limit (ALL)": "ALL", "AVX2 limit": "AVX2"}
+    convs = ["auto"] + ([] if args.no_builtin else ["builtin"])
+    skipped = {("builtin", "no limit (ALL)")} if args.skip_reference else set()
+    times = {(conv, name): [] for conv in convs for name in settings if (conv, name) not in skipped}
+    for r in range(args.rounds):
+        for conv, name in times:
+            cmd = [sys.executable, os.path.abspath(__file__), "--conv", conv, "--batch_size", str(args.batch_size),
+                   "--nz", str(args.nz), "--ngf", str(args.ngf), "--ndf", str(args.ndf), "--warmup",
+                   str(args.warmup), "--steps", str(args.steps), "--rounds", "1"]
+            proc = subprocess.run(cmd, env={**os.environ, "ONEDNN_MAX_CPU_ISA": settings[name]}, capture_output=True,
+                                  text=True, check=True)
+            times[conv, name].append(float(proc.stdout.split()[-1]))
+            print(f"round {r + 1}: --conv {conv}, {name}: {times[conv, name][-1]:.3f} s/step", flush=True)
+    print(f"\ntrain step, batch {args.batch_size}, ngf {args.ngf}, ndf {args.ndf}, median of {args.rounds} rounds "
+          f"of {args.steps} steps, one process each:")
+    print("| convolutions | " + " | ".join(settings) + " | limit / no limit |\n|---|---|---|---|")
+    for conv in convs:
+        m = [statistics.median(times[conv, name]) if (conv, name) in times else None for name in settings]
+        cells = " | ".join("not run" if t is None else f"{t:.3f} s" for t in m)
+        ratio = "" if None in m else f"{m[1] / m[0]:.2f}x"
+        print(f"| --conv {conv} | {cells} | {ratio} |")
+    if ("builtin", "AVX2 limit") in times and cpu_conv.use_compiled("auto"):  # auto trains without the limit
+        ratio = statistics.median(times["builtin", "AVX2 limit"]) / statistics.median(times["auto", "no limit (ALL)"])
+        print(f"without a compiler (MindSpore's convolutions, AVX2 limit) against the compiled kernels as they train "
+              f"(no limit): {ratio:.2f}x the time a step")
+
+
+def one_step_time(args):
+    """The median s/step of dcgan_ms's step with ``--conv``, alone, printed last (for ``--onednn_limit``)."""
+    step = mindspore_step(args, args.conv)
+    for _ in range(args.warmup):
+        step()
+    print(statistics.median(timed(step, args.steps) for _ in range(max(args.rounds, 1))))
 
 
 def _mindspore_layer_fns(layer, weights):
@@ -282,6 +323,13 @@ def main():
                    help="also time the step with MindSpore's own layers where dcgan_ms uses faster forms")
     p.add_argument("--no_builtin", action="store_true",
                    help="leave out MindSpore's own strided convolutions (on a CPU where they are very slow)")
+    p.add_argument("--onednn_limit", action="store_true",
+                   help="the step with and without ONEDNN_MAX_CPU_ISA=AVX2, compiled and built-in convolutions")
+    p.add_argument("--skip_reference", action="store_true",
+                   help="with --onednn_limit, leave out the built-in convolutions without the limit (on AVX-512 "
+                        "oneDNN's reference code: minutes a step at batch 128)")
+    p.add_argument("--conv", choices=("auto", "compiled", "builtin"), default=None,
+                   help="time dcgan_ms's step alone with these convolutions (one process of --onednn_limit)")
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--nz", type=int, default=100)
     p.add_argument("--ngf", type=int, default=64)
@@ -296,7 +344,11 @@ def main():
     from dcgan_ms.runtime import set_device
     set_device("CPU")  # as training does: before MindSpore runs its first operator
     print(machine())
-    if args.layers:
+    if args.onednn_limit:
+        bench_onednn_limit(args)
+    elif args.conv:
+        one_step_time(args)
+    elif args.layers:
         bench_layers(args)
     elif args.data:
         bench_data(args)

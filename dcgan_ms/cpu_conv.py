@@ -1,8 +1,9 @@
 """Compiled CPU kernels for the DCGAN's strided convolutions (kernel 4, stride 2, padding 1).
 
 On the CPU, MindSpore's own Conv2d and Conv2dTranspose kernels take 1.1-1.5x the time of these
-for forward + backward (``python benchmarks/bench_step.py --layers``), and on a CPU where its
-oneDNN runs reference code (an AVX-512 AMD EPYC here) about 100x. ``csrc/conv4x4s2.cc`` computes the
+for forward + backward (``python benchmarks/bench_step.py --layers``); on AVX-512 CPUs its oneDNN
+runs them as reference code (about 70-100x) unless limited to AVX2, which ``use_compiled`` does
+where MindSpore's are chosen (``runtime.limit_onednn_to_avx2``; a step then takes about 1.7x). ``csrc/conv4x4s2.cc`` computes the
 same layers as patch extraction plus one matrix product (oneDNN's sgemm, from the libdnnl inside
 MindSpore); this module compiles it once with the system's C++ compiler and exposes it as
 MindSpore "aot" custom operators with their gradients, for ``models.StridedConv2d(Transpose)``.
@@ -34,10 +35,11 @@ import mindspore as ms
 from mindspore import ops
 
 from .errors import UserError
-from .runtime import current_device
+from .runtime import cpu_flags, current_device, limit_onednn_to_avx2
 
 SOURCE = Path(__file__).parent / "csrc" / "conv4x4s2.cc"
 CHOICES = ("auto", "compiled", "builtin")
+BUILTIN_SLOWDOWN = "1.7x"  # MindSpore's convolutions (oneDNN limited to AVX2) against these on a Xeon with AVX-512 (README, speed)
 FLAGS = ["-O3", "-std=c++14", "-shared", "-fPIC", "-pthread", "-ffp-contract=off"]  # no fused multiply-adds:
 # the LeakyReLU kernels must round as MindSpore's separate Mul and Add kernels do
 
@@ -98,15 +100,17 @@ def _build():
 
 
 def use_compiled(choice="auto"):
-    """Whether layers built now compute with the compiled kernels (see the module's docstring)."""
+    """Whether layers built now compute with the compiled kernels (see the module's docstring). Where
+    MindSpore's own convolutions are chosen on CPU, their oneDNN is limited to AVX2 code first
+    (``runtime.limit_onednn_to_avx2``): on AVX-512 CPUs its default runs them as reference code."""
     if choice not in CHOICES:
         raise UserError(f"conv must be one of {', '.join(CHOICES)}, got {choice!r}")
-    if choice == "builtin":
-        return False
     device = current_device()
-    if device != "CPU":
+    if choice == "builtin" or device != "CPU":
         if choice == "compiled":
             raise UserError(f"--conv compiled runs only on CPU, not on {device}: use --conv auto")
+        if device == "CPU":
+            limit_onednn_to_avx2()
         return False
     try:
         build()
@@ -114,9 +118,20 @@ def use_compiled(choice="auto"):
     except Unavailable as e:
         if choice == "compiled":
             raise UserError(f"the compiled CPU convolutions are unavailable: {e}; use --conv builtin") from None
-        _say_once(f"note: using MindSpore's built-in convolutions, slower on CPU: {e} (pass --conv builtin "
-                  "to skip this check)")
+        _say_once(f"note: using MindSpore's built-in convolutions: {e}; {builtin_cost(limit_onednn_to_avx2())} "
+                  "(pass --conv builtin to skip this check)")
         return False
+
+
+def builtin_cost(limit):
+    """What MindSpore's convolutions cost on this CPU against the compiled kernels, in words, given
+    oneDNN's dispatch ``limit`` in effect (``benchmarks/bench_step.py --onednn_limit``)."""
+    if "avx512f" not in cpu_flags():
+        return "expect somewhat slower steps than with the compiled kernels"
+    if limit is None or limit.upper().startswith(("AVX512", "ALL")):
+        return (f"with ONEDNN_MAX_CPU_ISA={limit or 'unset'} MindSpore's oneDNN runs them as reference code on this "
+                "AVX-512 CPU: steps take tens of times as long; unset it to let dcgan_ms limit oneDNN to AVX2")
+    return f"on this AVX-512 CPU, with oneDNN limited to {limit} code, expect steps about {BUILTIN_SLOWDOWN} as long"
 
 
 def standard_normal(n, key):

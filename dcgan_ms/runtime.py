@@ -56,6 +56,33 @@ def set_device(device_target, device_id=None):
     check_device(device_target)
 
 
+ONEDNN_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN's documented dispatch limit, new and old name
+
+
+def cpu_flags():
+    """The CPU's feature flags as Linux lists them; empty where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next((line.split(":", 1)[1] for line in f if line.startswith("flags")), "").split())
+    except OSError:
+        return set()
+
+
+def limit_onednn_to_avx2():
+    """Make MindSpore's bundled oneDNN dispatch AVX2 code on a CPU with AVX-512, and return the limit
+    in effect (None: none). On such CPUs MindSpore 2.10's oneDNN runs its convolutions as reference
+    C++ code (``jit_uni_ncsp:conv+ref`` in ONEDNN_VERBOSE's words), tens of times slower than its
+    AVX2 code (``gemm:jit``). oneDNN reads the limit once, at its first primitive, so this must run
+    before MindSpore's first convolution. A limit the user set (either name) is kept."""
+    for name in ONEDNN_LIMITS:
+        if name in os.environ:
+            return os.environ[name]
+    if "avx512f" not in cpu_flags():
+        return None
+    os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+    return "AVX2"
+
+
 def set_seed(seed):
     """Seed MindSpore (weight init), its data pipeline (shuffling), NumPy and Python's random."""
     ms.set_seed(seed)

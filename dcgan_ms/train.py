@@ -164,8 +164,8 @@ def _model_and_run_flags(p):
                    help="data-parallel training over the devices msrun started (--batch_size is per device)")
     g.add_argument("--conv", choices=("auto", "compiled", "builtin"), default=DEFAULTS.conv,
                    help="strided convolutions and LeakyReLU on CPU: dcgan_ms's compiled kernels (auto: when a C++ "
-                   "compiler builds them; 1.2x to 100x faster steps, by CPU) or MindSpore's built-in ones; see "
-                   "dcgan_ms/cpu_conv.py")
+                   "compiler builds them; faster steps, 1.7x on an AVX-512 Xeon) or MindSpore's built-in ones (with "
+                   "oneDNN limited to AVX2 on AVX-512 CPUs); see dcgan_ms/cpu_conv.py")
     g.add_argument("--no_progress", action="store_true", help="no progress bar (one line per epoch instead)")
     g = p.add_argument_group("checkpoints and resuming")
     g.add_argument("--resume", nargs="?", const="latest", default=None, metavar="CHECKPOINT",

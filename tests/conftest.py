@@ -10,6 +10,32 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from dcgan_ms.data import SAMPLE_DIR  # noqa: E402
+from dcgan_ms.runtime import ONEDNN_LIMITS  # noqa: E402
+
+
+def pytest_sessionstart(session):
+    """oneDNN reads its dispatch limit once per process, at its first primitive. Building a model
+    with MindSpore's convolutions sets ONEDNN_MAX_CPU_ISA on AVX-512 CPUs (runtime.limit_onednn_to_avx2);
+    start oneDNN here, as a user's process starts it, so that which test builds one first cannot
+    change how this process computes."""
+    import mindspore as ms
+    import numpy as np
+    from mindspore import nn
+    from dcgan_ms.runtime import set_device
+    set_device("CPU")
+    nn.Conv2d(1, 1, 2)(ms.Tensor(np.zeros((1, 1, 4, 4), np.float32))).asnumpy()
+
+
+@pytest.fixture(autouse=True)
+def onednn_limit_stays_in_its_test():
+    """... and the limit a test sets does not reach the processes later tests start."""
+    before = {name: os.environ.get(name) for name in ONEDNN_LIMITS}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def run_cli(*args, env=None, timeout=600):

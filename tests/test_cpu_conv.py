@@ -1,6 +1,7 @@
 """Building and choosing the compiled CPU convolution kernels (dcgan_ms/cpu_conv.py), and the CPU
 runtime setting that goes with them. Their mathematics is tested in test_models.py."""
 import os
+import platform
 import subprocess
 import sys
 
@@ -37,10 +38,14 @@ def test_build_compiles_once_into_the_cache_and_rebuilds_when_the_source_changes
 
 def test_without_a_compiler_auto_falls_back_with_one_line_and_compiled_is_an_error(fresh_build, monkeypatch, capsys):
     monkeypatch.setenv("CXX", "no-such-c++")
+    monkeypatch.setattr(cpu_conv, "cpu_flags", lambda: {"avx2", "avx512f"})
+    monkeypatch.setattr(cpu_conv, "limit_onednn_to_avx2", lambda: "AVX2")
     assert cpu_conv.use_compiled("auto") is False
     assert cpu_conv.use_compiled("auto") is False
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no C++ compiler (no-such-c++)" in err and "built-in convolutions" in err
+    assert f"on this AVX-512 CPU, with oneDNN limited to AVX2 code, expect steps about {cpu_conv.BUILTIN_SLOWDOWN} " \
+           "as long" in err
     with pytest.raises(UserError, match="unavailable: no C\\+\\+ compiler.*--conv builtin"):
         cpu_conv.use_compiled("compiled")
     assert cpu_conv.use_compiled("builtin") is False
@@ -122,3 +127,52 @@ def test_standard_normal_is_a_function_of_its_key_and_normal(fresh_build, monkey
     np.testing.assert_array_equal(y, cpu_conv.standard_normal(1 << 20, (7, 11)))
     assert not np.array_equal(x, y)
     assert_standard_normal(y.astype(np.float64))
+
+
+def test_onednn_is_limited_to_avx2_on_avx512_cpus_unless_the_user_chose(monkeypatch):
+    from dcgan_ms import runtime
+    for name in runtime.ONEDNN_LIMITS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "fma"})
+    assert runtime.limit_onednn_to_avx2() is None and "ONEDNN_MAX_CPU_ISA" not in os.environ
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: {"avx2", "avx512f"})
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "SSE41")  # the user's own, under oneDNN's older name
+    assert runtime.limit_onednn_to_avx2() == "SSE41" and "ONEDNN_MAX_CPU_ISA" not in os.environ
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA")
+    assert runtime.limit_onednn_to_avx2() == "AVX2" and os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+
+
+def onednn_isa_of_a_training_run(tmp_path, flat_images, conv, env=None):
+    """The instruction set MindSpore's oneDNN dispatched in a one-step run (its ONEDNN_VERBOSE line)."""
+    env = {**{k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")},
+           "ONEDNN_VERBOSE": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "dcgan_ms.train", "--data_root", flat_images, "--batch_size", "8",
+                           "--ngf", "4", "--ndf", "4", "--nz", "8", "--max_steps", "1", "--conv", conv,
+                           "--output_dir", str(tmp_path / f"{conv}-{len(os.listdir(tmp_path))}"), "--no_progress"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    isa = [line.split("isa:", 1)[1] for line in proc.stdout.splitlines() if ",cpu,isa:" in line]
+    return isa[0] if isa else None
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="oneDNN's x86 instruction sets")
+def test_builtin_convolutions_run_with_the_limit_set_before_onednn_starts(tmp_path, flat_images):
+    from dcgan_ms.runtime import cpu_flags
+    expected = "Intel AVX2" if "avx512f" in cpu_flags() else None
+    isa = onednn_isa_of_a_training_run(tmp_path, flat_images, "builtin")
+    if expected:  # the limit took effect: oneDNN read it at its first primitive
+        assert isa == expected
+    else:
+        assert isa is not None and "AVX-512" not in isa
+    # A user's own limit is kept.
+    assert onednn_isa_of_a_training_run(tmp_path, flat_images, "builtin", {"ONEDNN_MAX_CPU_ISA": "SSE41"}) == \
+        "Intel SSE4.1"
+
+
+def test_the_fallback_says_what_it_costs_on_this_cpu(monkeypatch):
+    monkeypatch.setattr(cpu_conv, "cpu_flags", lambda: {"avx2"})
+    assert cpu_conv.builtin_cost(None) == "expect somewhat slower steps than with the compiled kernels"
+    monkeypatch.setattr(cpu_conv, "cpu_flags", lambda: {"avx2", "avx512f"})
+    assert "steps take tens of times as long; unset it" in cpu_conv.builtin_cost("ALL")
+    assert "with ONEDNN_MAX_CPU_ISA=unset" not in cpu_conv.builtin_cost("AVX512_CORE")
+    assert cpu_conv.builtin_cost("AVX2").endswith(f"expect steps about {cpu_conv.BUILTIN_SLOWDOWN} as long")
