@@ -13,6 +13,7 @@ import argparse
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,9 +51,9 @@ def main():
             sides = {"this checkout": REPO, args.against: other}
             per_step = {name: [] for name in sides}
             for r in range(args.rounds):
-                for name, checkout in sides.items():
-                    short = wall_seconds(checkout, args.short, f"{tmp}/{r}-{len(per_step[name])}-short")
-                    long = wall_seconds(checkout, args.long, f"{tmp}/{r}-{len(per_step[name])}-long")
+                for side, (name, checkout) in enumerate(sides.items()):
+                    short = wall_seconds(checkout, args.short, f"{tmp}/{r}-{side}-short")
+                    long = wall_seconds(checkout, args.long, f"{tmp}/{r}-{side}-long")
                     per_step[name].append((long - short) / (args.long - args.short))
                     print(f"round {r + 1}, {name}: {per_step[name][-1] * 1e3:.1f} ms a step", flush=True)
         finally:
@@ -61,8 +62,8 @@ def main():
     mine, theirs = per_step["this checkout"], per_step[args.against]
     ratios = [a / b for a, b in zip(mine, theirs)]
     print(f"2 msrun workers, quickstart size, steps {args.short} to {args.long}: this checkout "
-          f"{sorted(mine)[len(mine) // 2] * 1e3:.1f} ms a step, {args.against} {sorted(theirs)[len(theirs) // 2] * 1e3:.1f} "
-          f"ms; per round {', '.join(f'{r:.3f}' for r in ratios)} (this / that)")
+          f"{statistics.median(mine) * 1e3:.1f} ms a step, {args.against} {statistics.median(theirs) * 1e3:.1f} "
+          f"ms (medians); per round {', '.join(f'{r:.3f}' for r in ratios)} (this / that)")
 
 
 if __name__ == "__main__":

@@ -261,7 +261,7 @@ def standard_callbacks(s):
     if c.max_minutes:
         callbacks.append(cb.TimeLimit(c.max_minutes, out, clock=s.agreement.clock))
     if c.distributed:
-        callbacks.append(cb.RankReport(out, s.rank, s.devices, (s.generator, s.discriminator), list(callbacks)))
+        callbacks.append(cb.RankReport(out, s.rank, s.devices, s.networks, list(callbacks)))
     return callbacks + [cb.StopOnSignal()]
 
 

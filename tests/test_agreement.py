@@ -97,3 +97,26 @@ def test_ranks_resuming_from_different_checkpoints_are_refused(monkeypatch):
                                         r"checkpoint\): every node must read the same --output_dir"):
         agree_to_start(1, 2, None, None)
     agree_to_start(1, 2, None, 30)  # the same step on both: no error
+
+
+def test_a_rank_joins_the_cluster_after_choosing_its_device_and_before_any_operator(monkeypatch):
+    """MindSpore's documented order (communication.init before any operator, needed on Ascend)."""
+    from dcgan_ms import runtime, session
+    from dcgan_ms.config import TrainConfig
+    calls = []
+    monkeypatch.setattr(distributed, "require_msrun", lambda: calls.append("msrun checked"))
+    monkeypatch.setattr(runtime, "select_device", lambda target, device_id=None: calls.append(f"select {target}"))
+    monkeypatch.setattr(distributed, "init_distributed", lambda: calls.append("init") or (0, 2))
+
+    def first_operator(target):
+        calls.append("first operator")
+        raise UserError("stop here")
+
+    monkeypatch.setattr(runtime, "check_device", first_operator)
+    with pytest.raises(UserError, match="stop here"):
+        session.setup(TrainConfig(dataset="sample", distributed=True, device_target="Ascend", output_dir="unused"))
+    assert calls == ["msrun checked", "select Ascend", "init", "first operator"]
+
+
+def test_the_all_reduce_is_compiled_once_per_process():
+    assert distributed._summed() is distributed._summed()

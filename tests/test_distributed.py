@@ -113,12 +113,12 @@ def test_two_workers_train_alike_resume_and_stop_together(tmp_path):
     SIGTERM to one rank mid-epoch; resumed, then Ctrl-C on the launcher; resumed, then Ctrl-C twice.
     Every stop is after the same step on both ranks, saved, and every step is logged once."""
     root, out = image_folder(tmp_path, 48), tmp_path / "run"  # 6 steps an epoch on each rank
-    launch(["--data_root", str(root), *TINY, "--max_steps", "2", "--instance_noise", "0.1", "--epochs", "50",
-            "--output_dir", str(out)], tmp_path / "logs")
+    launch(["--data_root", str(root), *TINY, "--max_steps", "2", "--instance_noise", "0.1", "--ema", "0.9",
+            "--epochs", "50", "--output_dir", str(out)], tmp_path / "logs")
 
     ranks = [json.loads((out / f"rank_{r}.json").read_text()) for r in (0, 1)]
     assert [r["steps"] for r in ranks] == [2, 2] and all(r["devices"] == 2 for r in ranks)
-    # Same weights and BatchNorm statistics on every rank, bit for bit.
+    # Same weights and BatchNorm statistics (G's, D's and the averaged G's) on every rank, bit for bit.
     assert ranks[0]["parameter_digest"] == ranks[1]["parameter_digest"]
     assert ranks[0]["running_stats_digest"] == ranks[1]["running_stats_digest"]
     # Disjoint shards: 2 steps x 4 images each, no image read by both ranks.
