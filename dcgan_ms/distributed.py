@@ -74,7 +74,8 @@ def average_running_stats(nets, devices):
 
     Training normalises with per-device batch statistics, so each device's running averages drift
     apart a little; averaging them before every save makes all ranks hold identical networks and
-    the checkpoint represent every device's data. Every rank must call this.
+    the checkpoint represent every device's data. (The mean of per-device running variances is an
+    approximation of the global one, close when shards are alike.) Every rank must call this.
     """
     import mindspore as ms
     for p in running_stats(*nets):
