@@ -28,6 +28,10 @@ if [ "$nodes" -gt 1 ] && [ -z "${MASTER_ADDR:-}" ]; then
   echo "error: NODES=$nodes needs MASTER_ADDR, the address of node 0 that every node can reach" >&2
   exit 2
 fi
+if ! command -v msrun >/dev/null; then
+  echo "error: msrun not found: activate the virtual environment that has mindspore (msrun comes with it)" >&2
+  exit 2
+fi
 
 # msrun in a session of its own: the terminal's Ctrl-C reaches this script, which passes it on.
 setsid msrun --worker_num=$((per_node * nodes)) --local_worker_num="$per_node" \
@@ -48,10 +52,12 @@ workers() {  # msrun's children that train (not its scheduler): MS_ROLE=MS_WORKE
 interrupts=0
 on_interrupt() {
   interrupts=$((interrupts + 1))
-  if [ "$interrupts" -eq 1 ]; then
+  local pids
+  pids=$(workers)
+  if [ "$interrupts" -eq 1 ] && [ -n "$pids" ]; then
     echo "stopping: every worker finishes its step and saves (Ctrl-C again to abort at once)" >&2
-    kill -TERM $(workers) 2>/dev/null
-  else
+    kill -TERM $pids 2>/dev/null
+  else  # a second Ctrl-C, or no worker started yet
     echo "aborting: the workers are killed; the newest checkpoint is kept" >&2
     kill -INT "$msrun_pid" 2>/dev/null
   fi

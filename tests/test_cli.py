@@ -213,6 +213,9 @@ def test_the_launcher_refuses_several_nodes_without_a_master_address(tmp_path):
                           env={**env, "NODES": "2"}, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: NODES=2 needs MASTER_ADDR, the address of node 0 that every node can reach"
+    proc = subprocess.run(["bash", "scripts/run_distributed.sh", "8", "--dataset", "sample"], cwd=REPO,
+                          env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: msrun not found: activate the virtual")
 
 
 def test_output_to_a_file_gets_plain_progress_lines_not_bar_redraws(tmp_path, flat_images):
