@@ -70,7 +70,16 @@ while true; do
   status=$?
   kill -0 "$msrun_pid" 2>/dev/null || break  # wait returned for a signal: msrun still runs
 done
-if [ "$interrupts" -gt 0 ]; then
+logs=${LOG_DIR:-runs/msrun_logs}
+if [ "$interrupts" -eq 1 ]; then
+  echo "interrupted: the workers stopped together and saved (see $logs/worker_0.log); run the same command" \
+       "with --resume to continue" >&2
   exit 130
+elif [ "$interrupts" -gt 1 ]; then
+  echo "aborted: the newest resume checkpoint is kept; run the same command with --resume to continue" >&2
+  exit 130
+fi
+if [ "$status" -ne 0 ]; then
+  echo "msrun ended with status $status: the last lines of each $logs/worker_N.log say why" >&2
 fi
 exit "$status"

@@ -158,6 +158,7 @@ def test_two_workers_train_alike_resume_and_stop_together(tmp_path):
     output, workers = launch(["--resume", "--output_dir", str(out), "--no_progress"], tmp_path / "logs3", expect=130,
                              while_running=ctrl_c)
     assert "stopping: every worker finishes its step and saves" in output
+    assert output.strip().splitlines()[-1].startswith("interrupted: the workers stopped together and saved")
     first, stopped = stopped, assert_stopped_together(out)
     assert_saved_on_stop(out, stopped, workers[0], first_step=first)
 
@@ -172,6 +173,7 @@ def test_two_workers_train_alike_resume_and_stop_together(tmp_path):
     output, _ = launch(["--resume", "--output_dir", str(out), "--no_progress"], tmp_path / "logs4", expect=130,
                        while_running=ctrl_c_twice)
     assert "aborting: the workers are killed" in output and time.time() - started < 120
+    assert output.strip().splitlines()[-1].startswith("aborted: the newest resume checkpoint is kept")
 
 
 @needs_msrun
