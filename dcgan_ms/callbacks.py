@@ -124,7 +124,8 @@ class Progress(Callback):
         from tqdm import tqdm
         self.bar = tqdm(total=self.total_steps, initial=position.step, unit="step", disable=not self.show_bar,
                         dynamic_ncols=True)
-        self.first_step, self.started, self.images, self.said = position.step, time.time(), 0, None
+        self.first_step, self.started, self.images = position.step, time.time(), 0
+        self.first_line, self.last_line = None, None  # plain lines: (time, step) of the first; time of the last
 
     def state(self, position, losses):
         return (f"epoch {position.epoch}/{self.epochs} Loss_D {losses.d_loss:.3f} Loss_G {losses.g_loss:.3f} "
@@ -136,12 +137,16 @@ class Progress(Callback):
         self.bar.set_postfix_str(f"{self.state(position, losses)} {speed:.1f} img/s")
         self.bar.update()
         now = time.time()
-        if self.plain_lines and (self.said is None or now - self.said >= self.every_seconds):
-            self.said, elapsed = now, now - self.started
-            left = elapsed / (position.step - self.first_step) * (self.total_steps - position.step)
-            print(f"step {position.step}/{self.total_steps} {self.state(position, losses)} "
-                  f"{self.images / max(elapsed, 1e-9):.1f} img/s, {left / 60:.1f} min left", file=sys.stderr,
-                  flush=True)
+        if self.plain_lines and (self.first_line is None or now - self.last_line >= self.every_seconds):
+            line = (f"step {position.step}/{self.total_steps} {self.state(position, losses)} "
+                    f"{self.images / max(now - self.started, 1e-9):.1f} img/s")
+            if self.first_line is None:
+                self.first_line = (now, position.step)
+            else:  # the pace since the first line (the steps before it include the graph's compilation)
+                pace = (now - self.first_line[0]) / (position.step - self.first_line[1])
+                line += f", {pace * (self.total_steps - position.step) / 60:.1f} min left"
+            print(line, file=sys.stderr, flush=True)
+            self.last_line = now
 
     def on_epoch_end(self, position):
         if not self.show_bar and not self.plain_lines:

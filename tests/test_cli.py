@@ -225,7 +225,21 @@ def test_output_to_a_file_gets_plain_progress_lines_not_bar_redraws(tmp_path, fl
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr
     assert re.search(r"^step 1/2 epoch 1/1 Loss_D \d+\.\d{3} Loss_G \d+\.\d{3} D\(x\) \d\.\d\d D\(G\(z\)\) \d\.\d\d "
-                     r"\d+\.\d img/s, \d+\.\d min left$", proc.stderr, re.M), proc.stderr
+                     r"\d+\.\d img/s$", proc.stderr, re.M), proc.stderr
+
+
+def test_plain_progress_lines_give_the_time_left_from_the_pace_after_the_first(capsys):
+    from dcgan_ms.callbacks import Progress
+    from dcgan_ms.loop import Losses, Position
+    progress = Progress(total_steps=10, steps_per_epoch=5, output_dir="out", every_seconds=0)
+    assert progress.plain_lines  # pytest's captured stderr is no terminal
+    progress.on_train_begin(Position())
+    for step in (1, 2, 3):
+        progress.on_step_end(Position(step, 1, step), Losses(0.7, 0.6, 0.5, 0.4, 0.01, 8), None)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("step 1/10 epoch 1/2 ") and "left" not in lines[0]
+    assert re.fullmatch(r"step 3/10 epoch 1/2 Loss_D 0\.600 Loss_G 0\.700 D\(x\) 0\.50 D\(G\(z\)\) 0\.40 \d+\.\d img/s, "
+                        r"\d+\.\d min left", lines[2]), lines[2]
 
 
 def test_a_terminal_or_a_notebook_gets_the_bar():
