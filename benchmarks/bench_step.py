@@ -16,7 +16,7 @@ in alternating rounds (A B A B ...), so a change in the machine's load hits both
 the median img/s of each, the ratio, and the machine. Figures on a shared machine are noisy.
 
 The MindSpore rows: dcgan_ms as it trains (on CPU with its compiled convolution kernels,
-``dcgan_ms/cpu_conv.py``, when they build), the same with MindSpore's built-in convolutions, and
+``dcgan_ms/kernels/``, when they build), the same with MindSpore's built-in convolutions, and
 with ``--tutorial_layers`` the tutorial's layers throughout. All run with ``set_device("CPU")``,
 which sets MS_DEV_HOST_BLOCKING_RUN=1 (``dcgan_ms/runtime.py``); MindSpore reads it once per
 process, so its effect is measured by a second run with MS_DEV_HOST_BLOCKING_RUN=0.
@@ -51,10 +51,10 @@ def machine():
         torch_version = torch.__version__
     except ImportError:
         torch_version = "not installed"
-    from dcgan_ms import cpu_conv
+    from dcgan_ms import kernels
     try:
-        kernels = f"compiled convolutions {cpu_conv.build().name}"
-    except cpu_conv.Unavailable as e:
+        kernels = f"compiled convolutions {kernels.build().name}"
+    except kernels.Unavailable as e:
         kernels = f"no compiled convolutions ({e})"
     return (f"{platform.machine()}, {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
             f"MindSpore {ms.__version__}, PyTorch {torch_version}; "
@@ -65,7 +65,7 @@ def as_tutorial_layers(generator, discriminator):
     """Put MindSpore's own layers back where dcgan_ms computes a faster form (same weights), so that
     what the forms save is measured in the same run."""
     from mindspore import nn
-    from dcgan_ms.models import LeakyReLU, WholeKernelConv2d, WholeKernelConv2dTranspose
+    from dcgan_ms.layers import LeakyReLU, WholeKernelConv2d, WholeKernelConv2dTranspose
     for layers in (generator.generator, discriminator.discriminator):
         for i, layer in enumerate(layers):
             if isinstance(layer, (WholeKernelConv2d, WholeKernelConv2dTranspose)):
@@ -81,10 +81,12 @@ def as_tutorial_layers(generator, discriminator):
 
 def mindspore_step(args, conv="auto", tutorial_layers=False):
     import mindspore as ms
+    from dcgan_ms.layers import choose_layers
     from dcgan_ms.models import Discriminator, Generator
     from dcgan_ms.step import make_optimizers, make_train_step
     ms.set_seed(0)
-    g, d = Generator(args.nz, args.ngf, conv=conv), Discriminator(args.ndf, conv=conv)
+    layers = choose_layers(conv)
+    g, d = Generator(args.nz, args.ngf, layers=layers), Discriminator(args.ndf, layers=layers)
     if tutorial_layers:
         as_tutorial_layers(g, d)
     g.set_train()
@@ -114,9 +116,9 @@ def timed(fn, n):
 
 
 def bench_steps(args):
-    from dcgan_ms import cpu_conv
+    from dcgan_ms import kernels
     steps = {"MindSpore (dcgan_ms, graph mode)": mindspore_step(args)}
-    if cpu_conv.use_compiled("auto") and not args.no_builtin:
+    if kernels.use_compiled("auto") and not args.no_builtin:
         steps["MindSpore, dcgan_ms with MindSpore's convolutions (graph mode)"] = mindspore_step(args, "builtin")
     if args.tutorial_layers:
         steps["MindSpore, the tutorial's layers (graph mode)"] = mindspore_step(args, "builtin", tutorial_layers=True)
@@ -143,7 +145,7 @@ def bench_onednn_limit(args):
     """MindSpore's step with and without oneDNN's dispatch limit (ONEDNN_MAX_CPU_ISA=AVX2), for the
     compiled and the built-in convolutions. oneDNN reads the limit once per process, so each
     measurement is a process of its own (``--conv``), the two settings alternating round by round."""
-    from dcgan_ms import cpu_conv
+    from dcgan_ms import kernels
     settings = {"no limit (ALL)": "ALL", "AVX2 limit": "AVX2"}
     convs = ["auto"] + ([] if args.no_builtin else ["builtin"])
     skipped = {("builtin", "no limit (ALL)")} if args.skip_reference else set()
@@ -165,7 +167,7 @@ def bench_onednn_limit(args):
         cells = " | ".join("not run" if t is None else f"{t:.3f} s" for t in m)
         ratio = "" if None in m else f"{m[1] / m[0]:.2f}x"
         print(f"| --conv {conv} | {cells} | {ratio} |")
-    if ("builtin", "AVX2 limit") in times and cpu_conv.use_compiled("auto"):  # auto trains without the limit
+    if ("builtin", "AVX2 limit") in times and kernels.use_compiled("auto"):  # auto trains without the limit
         ratio = statistics.median(times["builtin", "AVX2 limit"]) / statistics.median(times["auto", "no limit (ALL)"])
         print(f"without a compiler (MindSpore's convolutions, AVX2 limit) against the compiled kernels as they train "
               f"(no limit): {ratio:.2f}x the time a step")
@@ -197,11 +199,11 @@ def bench_layers(args):
     from mindspore import nn as mnn
     from torch import nn as tnn
 
-    from dcgan_ms import cpu_conv
-    from dcgan_ms.models import (BatchNormActivation, LeakyReLU, StridedConv2d, StridedConv2dTranspose,
+    from dcgan_ms import kernels
+    from dcgan_ms.layers import (BatchNormActivation, LeakyReLU, StridedConv2d, StridedConv2dTranspose,
                                  WholeKernelConv2d, WholeKernelConv2dTranspose)
     b, g, d = args.batch_size, args.ngf, args.ndf
-    compiled = cpu_conv.use_compiled("auto")
+    compiled = kernels.use_compiled("auto")
     cases = [  # name, input shape, MindSpore layer, PyTorch layer
         ("G ConvT nz->8g 1->4", (b, args.nz, 1, 1), mnn.Conv2dTranspose(args.nz, g * 8, 4, 1, "valid"),
          tnn.ConvTranspose2d(args.nz, g * 8, 4, 1, 0, bias=False)),
@@ -290,8 +292,8 @@ def bench_data(args):
         dataset = create_dataset(args.data_root or SAMPLE_DIR, args.batch_size, num_parallel_workers=args.num_workers,
                                  in_memory=in_memory)
         made = time.perf_counter() - made
-        epoch_images = dataset.get_dataset_size() * args.batch_size
-        it = dataset.repeat().create_tuple_iterator(num_epochs=1, output_numpy=True)
+        epoch_images = dataset.steps_per_epoch * args.batch_size
+        it = dataset.dataset.repeat().create_tuple_iterator(num_epochs=1, output_numpy=True)
         next(it)
         n, t0, cpu0 = 0, time.perf_counter(), time.process_time()
         while n < args.data_images:

@@ -5,6 +5,7 @@ doing the same work (``torch_train.py``), wall time from process start to exit, 
     python benchmarks/bench_train.py                          # both sizes, 2 rounds each (about 30 min)
     python benchmarks/bench_train.py --size quickstart --epochs 6 --rounds 3
     python benchmarks/bench_train.py --size tutorial --breakdown
+    python benchmarks/bench_train.py --size quickstart --against REV   # and dcgan_ms at another commit
 
 Sizes:
 - quickstart: the README's quickstart (the shipped sample, batch 32, ngf = ndf = 16, instance noise
@@ -16,7 +17,8 @@ Both sides write a log row per step and, per epoch, a fixed-noise grid and G's a
 A B A B ...; the report gives each run's wall time, the medians and the speed ratio (PyTorch's time /
 dcgan_ms's: above 1, dcgan_ms is faster). ``--breakdown`` adds one dcgan_ms run in this process with
 every callback timed: where its time goes (start-up and setup, first step with graph compile,
-steps, the rest of the loop incl. data, each callback). Figures on a shared machine are noisy.
+steps, the rest of the loop incl. data, each callback). ``--against REV`` adds a third side, the same
+command at commit REV (a ``git worktree``), for A/B of a change. Figures on a shared machine are noisy.
 """
 import os
 
@@ -24,6 +26,7 @@ CLEAN_ENV = dict(os.environ)  # before MindSpore is imported here: it sets LD_LI
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
+import contextlib  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -33,6 +36,7 @@ import time  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, REPO)
+from checkouts import checkout  # noqa: E402
 
 SIZES = {"quickstart": dict(batch_size=32, ngf=16, ndf=16, instance_noise=0.1, epochs=26),
          "tutorial": dict(batch_size=128, ngf=64, ndf=64, instance_noise=0.0, epochs=1, max_steps=30)}
@@ -45,9 +49,9 @@ def flags(size, epochs=None):
     return [arg for k, v in f.items() for arg in (f"--{k}", str(v))]
 
 
-def timed(cmd):
+def timed(cmd, cwd=REPO):
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=CLEAN_ENV)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=CLEAN_ENV)
     seconds = time.perf_counter() - start
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
@@ -64,7 +68,8 @@ def data_for(size, tmp):
     return root
 
 
-def compare(size, rounds, epochs, tmp):
+def compare(size, rounds, epochs, tmp, against=None):
+    """PyTorch's time over dcgan_ms's in each round (and, with ``against`` = (rev, folder), dcgan_ms at rev)."""
     data = data_for(size, tmp)
     ours = [sys.executable, "-m", "dcgan_ms.train", "--data_root", data, "--no_progress", "--overwrite",
             "--output_dir", os.path.join(tmp, "ms"), *flags(size, epochs)]
@@ -74,12 +79,19 @@ def compare(size, rounds, epochs, tmp):
     for r in range(rounds):
         times["dcgan_ms"].append(timed(ours))
         times["pytorch"].append(timed(theirs))
-        print(f"  round {r + 1}: dcgan_ms {times['dcgan_ms'][-1]:.1f} s, PyTorch {times['pytorch'][-1]:.1f} s",
-              flush=True)
+        line = f"  round {r + 1}: dcgan_ms {times['dcgan_ms'][-1]:.1f} s, PyTorch {times['pytorch'][-1]:.1f} s"
+        if against:
+            times[against[0]].append(timed(ours, cwd=against[1]))
+            line += f", dcgan_ms at {against[0]} {times[against[0]][-1]:.1f} s"
+        print(line, flush=True)
     ms, pt = statistics.median(times["dcgan_ms"]), statistics.median(times["pytorch"])
     ratios = [p / m for m, p in zip(times["dcgan_ms"], times["pytorch"])]
     print(f"{size}: dcgan_ms {ms:.1f} s, PyTorch {pt:.1f} s (medians of {rounds}); speed ratio "
           f"{statistics.median(ratios):.2f}x (per round {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
+    if against:
+        ab = [o / m for m, o in zip(times["dcgan_ms"], times[against[0]])]
+        print(f"{size}: dcgan_ms at {against[0]} {statistics.median(times[against[0]]):.1f} s; its time / this "
+              f"checkout's {statistics.median(ab):.3f} (per round {', '.join(f'{x:.3f}' for x in ab)})", flush=True)
     return data
 
 
@@ -134,17 +146,19 @@ def import_seconds():
 
 
 def breakdown(size, epochs, data, tmp):
-    from dcgan_ms import session, train
+    from dcgan_ms import session, train, training
     started = time.perf_counter()  # MindSpore is imported already: import_seconds() measures that
     config = train.parse_args(["--data_root", data, "--no_progress", "--overwrite", "--output_dir",
                                os.path.join(tmp, "ms_breakdown"), *flags(size, epochs)])
     s = session.setup(config)
     setup_done = time.perf_counter()
     totals, clock = collections.defaultdict(float), StepClock()
-    callbacks = [Timed(c, totals) for c in session.standard_callbacks(s)] + [clock]  # last: see StepClock
+    callbacks = [Timed(c, totals) for c in training.standard_callbacks(s)] + [clock]  # last: see StepClock
     from dcgan_ms.loop import train_loop
-    train_loop(s.train_step, s.dataset, s.total_steps, config.nz, config.seed, config.instance_noise,
-               position=s.position, callbacks=callbacks)
+    from dcgan_ms.noise import StepNoise
+    noise = StepNoise(nz=config.nz, seed=config.seed, instance_noise=config.instance_noise,
+                      fade_steps=config.instance_noise_steps)
+    train_loop(s.train_step, s.data, total_steps=s.total_steps, noise=noise, position=s.position, callbacks=callbacks)
     end = time.perf_counter()
     inside = sum(v for k, v in totals.items() if k.endswith("on_step_end"))
     print(f"{size}, dcgan_ms in one process: {end - started:.1f} s in all")
@@ -165,13 +179,15 @@ def main():
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--epochs", type=int, default=None, help="quickstart: fewer epochs than its 26")
     p.add_argument("--breakdown", action="store_true", help="and one timed dcgan_ms run in this process")
+    p.add_argument("--against", metavar="REV", help="also time dcgan_ms at this commit (A/B of a change)")
     args = p.parse_args()
     import platform
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, (checkout(args.against) if args.against
+                                                else contextlib.nullcontext()) as other:
         for size in (("quickstart", "tutorial") if args.size == "both" else (args.size,)):
             epochs = args.epochs if size == "quickstart" else None
-            data = compare(size, args.rounds, epochs, tmp)
+            data = compare(size, args.rounds, epochs, tmp, against=(args.against, other) if other else None)
             if args.breakdown:
                 breakdown(size, epochs, data, tmp)
 

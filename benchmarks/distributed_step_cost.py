@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from checkouts import checkout
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--dataset", "sample", "--batch_size", "32", "--ngf", "16", "--ndf", "16", "--lr", "4e-4",
          "--instance_noise", "0.15", "--ema", "0.99", "--epochs", "1000", "--save_minutes", "0", "--no_progress"]
@@ -43,21 +45,15 @@ def main():
     p.add_argument("--short", type=int, default=40)
     p.add_argument("--long", type=int, default=240)
     args = p.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        other = os.path.join(tmp, "other")
-        subprocess.run(["git", "worktree", "add", "--detach", other, args.against], cwd=REPO, check=True,
-                       capture_output=True)
-        try:
-            sides = {"this checkout": REPO, args.against: other}
-            per_step = {name: [] for name in sides}
-            for r in range(args.rounds):
-                for side, (name, checkout) in enumerate(sides.items()):
-                    short = wall_seconds(checkout, args.short, f"{tmp}/{r}-{side}-short")
-                    long = wall_seconds(checkout, args.long, f"{tmp}/{r}-{side}-long")
-                    per_step[name].append((long - short) / (args.long - args.short))
-                    print(f"round {r + 1}, {name}: {per_step[name][-1] * 1e3:.1f} ms a step", flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", other], cwd=REPO, capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp, checkout(args.against) as other:
+        sides = {"this checkout": REPO, args.against: other}
+        per_step = {name: [] for name in sides}
+        for r in range(args.rounds):
+            for side, (name, folder) in enumerate(sides.items()):
+                short = wall_seconds(folder, args.short, f"{tmp}/{r}-{side}-short")
+                long = wall_seconds(folder, args.long, f"{tmp}/{r}-{side}-long")
+                per_step[name].append((long - short) / (args.long - args.short))
+                print(f"round {r + 1}, {name}: {per_step[name][-1] * 1e3:.1f} ms a step", flush=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}")
     mine, theirs = per_step["this checkout"], per_step[args.against]
     ratios = [a / b for a, b in zip(mine, theirs)]

@@ -1,26 +1,19 @@
 """Saving and loading the networks' weights (MindSpore .ckpt files).
 
-``save`` writes atomically: to a temporary file in the same folder, flushed to disk, then renamed
-over the target, so an interrupted save never leaves a half-written checkpoint under the real name.
-
-Parameter names. The tutorial (and this package, which keeps its code) calls
-``optimizer.update_parameters_name("optim_g.")``: two Adam optimizers in one graph would otherwise
-both own parameters named "learning_rate", "beta1_power", "global_step". That call renames every
-parameter the optimizer reaches, the network's trainable weights included, so a checkpoint saved
-after training names them "optim_g.generator.0.weight", while BatchNorm's running statistics,
-which the optimizer does not see, stay "generator.1.moving_mean". A fresh network names them
-"generator.0.weight". ``mindspore.load_checkpoint(path, net)`` accepts both (it strips the prefix);
-our loader does the same, explicitly, in both directions.
-
-``load_generator`` reads a Generator checkpoint (ours or one saved by the tutorial's own code) and
-builds a Generator of the size the checkpoint holds, so the user need not remember nz and ngf.
-Explicit sizes that do not fit are one clear error naming the expected and found shapes.
+``save`` writes atomically (a temporary file, flushed, renamed), so an interrupted save never leaves a
+half-written checkpoint under the real name. ``restore`` copies parameters into cells after checking
+every name and shape. Names: the tutorial's ``optimizer.update_parameters_name("optim_g.")`` renames
+the trainable weights the optimizer reaches, so a trained network's file says "optim_g.generator.0.weight"
+where a fresh network says "generator.0.weight"; ``canonical_name`` strips the prefix, as
+``mindspore.load_checkpoint(path, net)`` does. ``load_generator`` builds a Generator of the size the
+checkpoint holds (ours or the tutorial's own), so the user need not remember nz and ngf.
 """
 import os
 
 import mindspore as ms
 
 from .errors import UserError, first_line
+from .layers import choose_layers
 from .models import NC, Discriminator, Generator
 
 
@@ -64,33 +57,41 @@ def read(path):
     return {canonical_name(k): v for k, v in params.items()}
 
 
-def load_into(net, params, path):
-    """Copy ``params`` (from ``read``) into ``net``, checking every name and shape first."""
-    expected = {canonical_name(p.name): p for p in net.get_parameters()}
-    missing = [k for k in expected if k not in params]
-    if missing:
-        raise UserError(f"{path} is not a checkpoint of a {type(net).__name__}: it has no parameter "
-                        f"{missing[0]}")
-    for name, p in expected.items():
+def restore(cells, params, *, source, into, hint="", rename=None):
+    """Copy ``params`` (name -> tensor) into the parameters of ``cells`` with the same names (``rename``
+    maps a cell's parameter name to the checkpoint's), checking every name and shape first, so that a
+    mismatch changes nothing. ``source`` and ``into`` name the two in an error, ``hint`` says what to do."""
+    targets = {}
+    for cell in cells:
+        for p in cell.get_parameters():
+            targets.setdefault(rename(p.name) if rename else p.name, p)
+    for name, p in targets.items():
+        if name not in params:
+            raise UserError(f"{source} does not fit {into}: it has no parameter {name}")
         if tuple(params[name].shape) != tuple(p.shape):
-            raise UserError(f"{path} does not fit the model: {name} has shape {tuple(params[name].shape)} in "
-                            f"the checkpoint but {tuple(p.shape)} in the model; pass the sizes it was "
-                            "trained with")
-    for name, p in expected.items():
+            raise UserError(f"{source} does not fit {into}: {name} has shape {tuple(params[name].shape)} in the "
+                            f"checkpoint but {tuple(p.shape)} in {into}{hint}")
+    for name, p in targets.items():
         p.set_data(ms.Tensor(params[name].asnumpy(), p.dtype))
+
+
+def load_into(net, params, path):
+    """``net`` with ``params`` (from ``read``) copied in."""
+    restore([net], params, source=path, into="the model", hint="; pass the sizes it was trained with",
+            rename=canonical_name)
     return net
 
 
 def load_generator(path, nz=None, ngf=None, conv="auto"):
     """A Generator with the weights of checkpoint ``path``; nz/ngf default to the checkpoint's own.
-    ``conv``: which convolution kernels it computes with (``models.Generator``); any reads any checkpoint."""
+    ``conv``: which layers it computes with (``layers.choose_layers``); any reads any checkpoint."""
     params = read(path)
     first = params.get("generator.0.weight")
     if first is None or len(first.shape) != 4:
         raise UserError(f"{path} is not a Generator checkpoint: it has no parameter generator.0.weight "
                         "(did you pass discriminator.ckpt?)")
     ckpt_nz, ckpt_ngf = first.shape[0], first.shape[1] // 8
-    return load_into(Generator(nz or ckpt_nz, ngf or ckpt_ngf, NC, conv), params, path)
+    return load_into(Generator(nz or ckpt_nz, ngf or ckpt_ngf, NC, layers=choose_layers(conv)), params, path)
 
 
 def load_discriminator(path, ndf=None, conv="auto"):
@@ -100,4 +101,4 @@ def load_discriminator(path, ndf=None, conv="auto"):
     if first is None or len(first.shape) != 4:
         raise UserError(f"{path} is not a Discriminator checkpoint: it has no parameter "
                         "discriminator.0.weight")
-    return load_into(Discriminator(ndf or first.shape[0], NC, conv), params, path)
+    return load_into(Discriminator(ndf or first.shape[0], NC, layers=choose_layers(conv)), params, path)

@@ -1,12 +1,12 @@
-"""The configuration of a training run, as one explicit record.
+"""The configuration of a training run: every flag of ``python -m dcgan_ms.train``, defined once.
 
-``TrainConfig`` holds every flag of ``python -m dcgan_ms.train`` with the same name and default
-(``train.build_parser`` reads its defaults from here), so code and notebooks can build one
+Each field of ``TrainConfig`` is a flag with its default, help text, group and parsing
+(``train.build_parser`` builds the command line from them), and whether it defines the run: on
+``--resume`` the run's own flags come from its checkpoint (``resumed``); those that define it cannot
+change, the others (``--epochs``, ``--device_target``, ...) may. Code and notebooks can build one
 directly: ``TrainConfig(dataset="sample", ngf=16, ndf=16, batch_size=32, epochs=26)``.
-
-On ``--resume`` the run's own flags come from its checkpoint (``resumed``): those that define the
-run (``RUN_DEFINING``) cannot change, the others (``--epochs``, ``--device_target``, ...) may.
 """
+import argparse
 import dataclasses
 import os
 import time
@@ -16,50 +16,115 @@ from .errors import UserError
 from .models import NDF, NGF, NZ
 
 
+def positive(kind):
+    """A command-line parser of numbers of ``kind`` greater than 0."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+    return parse
+
+
+def nonnegative(text):
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def between(low, high):
+    """A command-line parser of floats in [low, high)."""
+    def parse(text):
+        value = float(text)
+        if not low <= value < high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}), got {text}")
+        return value
+    return parse
+
+
+def flag(default, help, *, group, defines_run=False, parser_default=..., **parsing):
+    """A TrainConfig field that is a command-line flag; ``parsing`` goes to ``add_argument``, and
+    ``parser_default``, where given, is the command line's default instead of the field's."""
+    parsing["default"] = default if parser_default is ... else parser_default
+    return dataclasses.field(default=default, metadata={"help": help, "group": group, "defines_run": defines_run,
+                                                        "parsing": parsing})
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    # data
-    dataset: str = "faces"  # "faces", "sample", or "folder" (any --data_root)
-    data_root: Optional[str] = None
-    pixel_range: str = "-1,1"
-    background: str = "white"  # what transparent pixels of RGBA/LA/palette images are composited over
-    num_workers: int = 2
-    # training
-    epochs: int = 3
-    max_steps: Optional[int] = None
-    max_minutes: Optional[float] = None  # end training (saving all) after this long; --resume continues
-    batch_size: int = 128
-    lr: float = 2e-4
-    lr_d: Optional[float] = None  # D's learning rate when it differs from G's (TTUR); None: --lr
-    beta1: float = 0.5
-    beta2: float = 0.999
-    instance_noise: float = 0.0
-    instance_noise_steps: int = 0  # the noise fades linearly to 0 over this many steps; 0: constant
-    label_smoothing: float = 0.0  # D's target for real images is 1 - this (one-sided)
-    ema: float = 0.0  # decay of the moving average of G's weights that the run shows and saves; 0: none
-    seed: int = 1
-    swd_every: int = 0
-    swd_num: int = 256
-    # model
-    nz: int = NZ
-    ngf: int = NGF
-    ndf: int = NDF
-    # run
-    device_target: str = "CPU"
-    device_id: Optional[int] = None
-    mode: str = "graph"
-    output_dir: Optional[str] = None
-    distributed: bool = False
-    conv: str = "auto"
-    no_progress: bool = False
-    # checkpoints and resuming
-    resume: Optional[str] = None  # "latest" or the path of a resume checkpoint
-    save_every: int = 0
-    save_minutes: float = 10.0
-    keep_checkpoints: int = 3
-    overwrite: bool = False
-    # the flags given on the command line: on --resume these win over the checkpoint's
-    explicit: tuple = ()
+    dataset: str = flag("faces", "faces: the tutorial's 70,171 anime faces, downloaded into --data_root (default "
+                        "data/faces) when absent; sample: the procedurally drawn avatars shipped in data/sample "
+                        "(offline). Default: faces, unless --data_root is given alone", group="data", defines_run=True,
+                        choices=("faces", "sample"), parser_default=None)  # "folder": --data_root alone
+    data_root: Optional[str] = flag(None, "with --dataset faces: where the faces are or are downloaded to; alone: any "
+                                    "folder of images, read at any depth (hidden files and non-images skipped)",
+                                    group="data")
+    pixel_range: str = flag("-1,1", "scale real images to Tanh's [-1, 1], or to the tutorial's [0, 1] (its mistake, "
+                            "kept for comparison)", group="data", defines_run=True, choices=("-1,1", "0,1"))
+    background: str = flag("white", "transparent pixels of RGBA, LA or palette images are composited over this "
+                           "colour (a name, #rrggbb or rgb(r, g, b)); MindSpore's decoder alone would leave them "
+                           "black", group="data", defines_run=True, metavar="COLOUR")
+    num_workers: int = flag(2, "data pipeline worker threads", group="data", type=positive(int))
+    epochs: int = flag(3, "passes over the data", group="training", type=positive(int))
+    max_steps: Optional[int] = flag(None, "stop after this many steps", group="training", type=positive(int))
+    max_minutes: Optional[float] = flag(None, "end training after the step that passes this many minutes of "
+                                        "training, saving everything as at the end (exit 0); --resume continues it",
+                                        group="training", type=positive(float))
+    batch_size: int = flag(128, "images per step", group="training", defines_run=True, type=positive(int))
+    lr: float = flag(2e-4, "Adam learning rate of G, and of D unless --lr_d is given", group="training",
+                     defines_run=True, type=positive(float))
+    lr_d: Optional[float] = flag(None, "D's own Adam learning rate (None: the same as --lr); a faster D is TTUR "
+                                 "(Heusel et al. 2017)", group="training", defines_run=True, type=positive(float))
+    beta1: float = flag(0.5, "Adam beta1, both networks", group="training", defines_run=True, type=between(0, 1))
+    beta2: float = flag(0.999, "Adam beta2, both networks", group="training", defines_run=True, type=between(0, 1))
+    instance_noise: float = flag(0.0, "std of Gaussian noise added to D's inputs, real and fake (0: off, the "
+                                 "tutorial's training; the quickstart uses it, see README)", group="training",
+                                 defines_run=True, type=nonnegative, metavar="SIGMA")
+    instance_noise_steps: int = flag(0, "the instance noise fades linearly to 0 over this many steps (0: it stays)",
+                                     group="training", defines_run=True, type=int, metavar="STEPS")
+    label_smoothing: float = flag(0.0, "one-sided label smoothing: D's target for real images is 1 - EPS (0: off, "
+                                  "the tutorial)", group="training", defines_run=True, type=between(0, 0.5),
+                                  metavar="EPS")
+    ema: float = flag(0.0, "keep a moving average of G's weights with this decay per step (e.g. 0.99); the grids, "
+                      "generator.ckpt and SWD then come from the averaged G (0: off, the tutorial)", group="training",
+                      defines_run=True, type=between(0, 1), metavar="DECAY")
+    seed: int = flag(1, "seeds weights, shuffling, noise and the fixed noise", group="training", defines_run=True,
+                     type=int)
+    swd_every: int = flag(0, "every this many epochs (and at the end), score G by SWD against --swd_num real images "
+                          "(swd.csv, third panel of losses.png); 0: off", group="training", type=int, metavar="EPOCHS")
+    swd_num: int = flag(256, "images per set for --swd_every", group="training", type=positive(int))
+    nz: int = flag(NZ, "length of the noise vector z", group="model", defines_run=True, type=positive(int))
+    ngf: int = flag(NGF, "Generator width (feature maps)", group="model", defines_run=True, type=positive(int))
+    ndf: int = flag(NDF, "Discriminator width (feature maps)", group="model", defines_run=True, type=positive(int))
+    device_target: str = flag("CPU", "MindSpore backend", group="run", choices=("CPU", "GPU", "Ascend"))
+    device_id: Optional[int] = flag(None, "which device of the backend", group="run", type=int)
+    mode: str = flag("graph", "graph: the train step compiled with ms.jit; pynative: eager, for debugging", group="run",
+                     choices=("graph", "pynative"))
+    output_dir: Optional[str] = flag(None, "where the run writes (default runs/<dataset>-<time>; required with "
+                                     "--distributed, so that every rank agrees)", group="run")
+    distributed: bool = flag(False, "data-parallel training over the devices msrun started (--batch_size is per "
+                             "device)", group="run", defines_run=True, action="store_true")
+    conv: str = flag("auto", "strided convolutions and LeakyReLU on CPU: dcgan_ms's compiled kernels (auto: when a "
+                     "C++ compiler builds them; faster steps, 1.7x on an AVX-512 Xeon) or MindSpore's built-in ones "
+                     "(with oneDNN limited to AVX2 on AVX-512 CPUs); see dcgan_ms/kernels/", group="run",
+                     choices=("auto", "compiled", "builtin"))
+    no_progress: bool = flag(False, "no progress bar (one line per epoch instead)", group="run", action="store_true")
+    resume: Optional[str] = flag(None, "continue a run: alone, from the newest readable checkpoint in --output_dir; "
+                                 "or from the checkpoints/step_*.ckpt file given", group="checkpoints and resuming",
+                                 nargs="?", const="latest", metavar="CHECKPOINT")
+    save_every: int = flag(0, "also write a resume checkpoint every this many steps (0: off; one is always written at "
+                           "the end of each epoch)", group="checkpoints and resuming", type=int, metavar="STEPS")
+    save_minutes: float = flag(10.0, "also write a resume checkpoint when this long has passed since the last (0: "
+                               "off)", group="checkpoints and resuming", type=nonnegative, metavar="MINUTES")
+    keep_checkpoints: int = flag(3, "keep the newest K resume checkpoints", group="checkpoints and resuming",
+                                 type=positive(int), metavar="K")
+    overwrite: bool = flag(False, "start a new run in an --output_dir that already holds one (its checkpoints are "
+                           "deleted)", group="checkpoints and resuming", action="store_true")
+    explicit: tuple = ()  # the flags given on the command line: on --resume these win over the checkpoint's
 
     def __post_init__(self):
         if self.output_dir is None and self.resume and self.resume != "latest":
@@ -72,9 +137,9 @@ class TrainConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "explicit"}
 
 
+FLAGS = tuple(f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata)
 # Flags that define a run: on --resume they come from the checkpoint, and giving another value is an error.
-RUN_DEFINING = ("dataset", "pixel_range", "background", "batch_size", "lr", "lr_d", "beta1", "beta2", "instance_noise",
-                "instance_noise_steps", "label_smoothing", "ema", "seed", "nz", "ngf", "ndf", "distributed")
+RUN_DEFINING = tuple(f.name for f in FLAGS if f.metadata["defines_run"])
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 

@@ -1,22 +1,14 @@
 """An exponential moving average of the Generator's weights (``--ema DECAY``, off by default).
 
-GAN training does not settle: G's weights keep circling as G and D answer each other, and the
-images of any one step carry that step's wobble (grain, colour casts). Averaging G's weights over
-the last few hundred steps cancels much of it; the averaged Generator is never trained itself, it
-only follows (Yazici et al. 2019, "The unusual effectiveness of averaging in GAN training"; Karras
-et al. 2018 use it in Progressive GAN and StyleGAN).
-
-After every G update, inside the compiled step (``step.make_train_step(..., average=...)``):
+GAN training does not settle: G's weights keep circling, and each step's images carry that step's
+wobble. Averaging G's weights over the last few hundred steps cancels much of it (Yazici et al. 2019;
+Karras et al. use it in Progressive GAN and StyleGAN). After every G update, inside the compiled step:
 
     average = decay_t * average + (1 - decay_t) * weight,   decay_t = min(decay, (1 + t) / (10 + t))
 
-for every parameter of G (weights, BatchNorm scales and shifts, and its running statistics), where t
-counts the updates: early on, when G changes fast, the average follows closely (TensorFlow's
-``ExponentialMovingAverage`` warm-up), later it remembers about 1 / (1 - decay) steps.
-
-The averaged network is a second ``Generator``; its parameters are named "ema.generator.0.weight"
-and so on (so that they can sit beside G's in a resume checkpoint); generator.ckpt stores them
-under G's own names (``checkpoint.as_saved``), so it loads as any Generator's.
+for every parameter of G, running statistics included (t counts the updates: TensorFlow's warm-up).
+The averaged network is a second ``Generator`` whose parameters are named "ema.*"; generator.ckpt
+stores them under G's own names (``checkpoint.as_saved``), so it loads as any Generator's.
 """
 import mindspore as ms
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops

@@ -15,44 +15,7 @@ import argparse
 import json
 import os
 
-import numpy as np
-
 from .errors import UserError, cli
-
-
-def real_images(data_root, num, seed=0, background="white"):
-    """``num`` real images as uint8 (N, 64, 64, 3), through the training pipeline, a seeded shuffle."""
-    import mindspore.dataset as ds
-
-    from .data import create_dataset
-    from .plots import to_uint8
-
-    ds.config.set_seed(seed)
-    dataset = create_dataset(data_root, min(num, 64), drop_remainder=False, num_parallel_workers=1,
-                             background=background, in_memory=False)  # reads only the `num` it needs
-    batches, have = [], 0
-    for (x,) in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
-        batches.append(to_uint8(x))
-        have += len(x)
-        if have >= num:
-            break
-    if have < num:
-        raise UserError(f"{data_root} holds {have} images, fewer than --num {num}: lower --num")
-    return np.concatenate(batches)[:num]
-
-
-def generated_images(generator, num, seed=0, bn="batch", pixel_range="-1,1", batch_size=64):
-    """``num`` images of ``generator`` as uint8 (N, 64, 64, 3), from seeded noise, in batches."""
-    from .generate import generate
-    from .plots import to_uint8
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for start in range(0, num, batch_size):
-        n = min(batch_size, num - start)
-        z = rng.standard_normal((max(n, 2), generator.nz, 1, 1)).astype(np.float32)
-        out.append(to_uint8(generate(generator, z, bn), pixel_range)[:n])
-    return np.concatenate(out)
 
 
 def build_parser():
@@ -84,7 +47,9 @@ def main(argv=None):
 
     from . import checkpoint
     from .data import FACES_DIR, SAMPLE_DIR, prepare_faces
+    from .images import generated_images, real_images
     from .models import Generator
+    from .pixels import PIXEL_RANGES
     from .swd import diversity, swd
 
     pixel_range, background = args.pixel_range or "-1,1", "white"
@@ -100,7 +65,7 @@ def main(argv=None):
         generator = Generator(args.nz, args.ngf)
     data_root = args.data_root or (SAMPLE_DIR if args.dataset == "sample" else prepare_faces(FACES_DIR))
     real = real_images(data_root, args.num, args.seed, background)
-    fake = generated_images(generator, args.num, args.seed, args.bn, pixel_range)
+    fake = generated_images(generator, args.num, seed=args.seed, bn=args.bn, pixel_range=PIXEL_RANGES[pixel_range])
     result, spread = swd(real, fake, args.seed), diversity(real, fake)
     report = {"ckpt": args.ckpt or "random init", "data_root": os.path.abspath(data_root), "num": args.num,
               "seed": args.seed, "bn": args.bn, "pixel_range": pixel_range,

@@ -2,15 +2,11 @@
 
     python -m dcgan_ms.export --ckpt runs/quickstart/generator.ckpt --format MINDIR --out generator.mindir
 
-Writes the Generator in inference mode (BatchNorm with its running averages) with ``ms.export``,
-for a fixed batch size (``--batch_size``, default 64): input ``z`` of shape (batch, nz, 1, 1),
-output images (batch, 3, 64, 64) in [-1, 1]. MINDIR is MindSpore's own format (load it with
-``ms.load`` and run it with ``nn.GraphCell``, also with MindSpore Lite); ONNX is for other runtimes.
-
-MindSpore 2.10 writes each ConvTranspose's ``output_shape`` attribute as the full (N, C, H, W)
-shape, where the ONNX standard wants only (H, W); onnxruntime then refuses the file ("Attribute
-output_shape has incorrect size"). We rewrite that attribute with the ``onnx`` package after
-exporting; the tests check the result in onnxruntime against the MindSpore Cell.
+Writes the Generator in inference mode (BatchNorm with its running averages) with ``ms.export`` for
+a fixed batch (``--batch_size``): input z (batch, nz, 1, 1), output images (batch, 3, 64, 64) in
+[-1, 1]. MINDIR is MindSpore's format (``ms.load`` and ``nn.GraphCell``, also MindSpore Lite); ONNX is
+for other runtimes. MindSpore 2.10 writes each ConvTranspose's ``output_shape`` as (N, C, H, W) where
+ONNX wants (H, W), which onnxruntime refuses, so we rewrite that attribute with the ``onnx`` package.
 """
 import argparse
 import os

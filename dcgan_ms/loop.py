@@ -1,25 +1,15 @@
 """The training loop: the tutorial's ``for epoch: for batch: train_step`` and nothing else.
 
-``train_loop`` draws the noise of each step, runs ``train_step``, stops on a non-finite loss and
-tells its callbacks (``dcgan_ms/callbacks.py``) what happened: a step ended, an epoch ended,
-training ended. Everything a run writes or shows (the log, the progress bar, the grids,
-checkpoints, Ctrl-C handling) is a callback, so this file holds no file I/O and reads in one
-screen. ``python -m dcgan_ms.train`` runs this same loop with the full set of callbacks
-(``dcgan_ms/session.py`` builds them).
+``train_loop`` takes each epoch's batches from the training data, each step's noise from a noise
+source (``noise.StepNoise``), runs ``train_step``, stops on a non-finite loss and tells its callbacks
+what happened. Everything a run writes or shows is a callback (``callbacks/``), so this file holds no
+file I/O; ``python -m dcgan_ms.train`` and the notebook run this same loop.
 """
 import dataclasses
-import itertools
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-import mindspore as ms
-import mindspore.dataset as ds
-import numpy as np
-
-from .cpu_conv import standard_normal
-from .data.dataset import data_error
-from .models import NZ
+from .data import DataError
 
 
 @dataclasses.dataclass
@@ -138,25 +128,23 @@ class CallbackList(Callback):
             raise failures[0]
 
 
-def train_loop(train_step, dataset, total_steps, nz=NZ, seed=1, instance_noise=0.0, rank=0, position=None,
-               callbacks=(), instance_noise_steps=0, agreement=None):
+def train_loop(train_step, data, *, total_steps, noise, position=None, callbacks=(), agreement=None):
     """Train until ``total_steps`` steps are done (continuing from ``position``, a resumed run's).
 
     ``train_step(real_imgs, z[, noise_g, noise_real, noise_fake])`` is ``step.make_train_step``'s;
-    ``dataset`` yields batches of real images. ``instance_noise_steps``: the instance noise fades
-    linearly to nothing over that many steps (0: it never fades). ``agreement``: how stops are decided
-    (default ``Alone()``; ``distributed.Agreement`` makes every rank stop after the same step).
+    ``data`` gives each epoch's batches (``data.TrainingData``); ``noise(step, shape)`` each step's z and
+    instance noise (``noise.StepNoise``). ``agreement``: how stops are decided (default ``Alone()``;
+    ``distributed.Agreement`` makes every rank stop after the same step).
     Returns None, or the StopTraining that ended training early.
     """
-    position, noise_of = position or Position(), StepNoise(nz, seed, rank, instance_noise, instance_noise_steps)
-    agreement = agreement or Alone()
+    position, agreement = position or Position(), agreement or Alone()
     callbacks = CallbackList(callbacks, agreement)
     callbacks.on_train_begin(position)
     stop = None
     try:
         while position.step < total_steps:
-            train_epoch(train_step, epoch_batches(dataset, seed, position), total_steps=total_steps,
-                        position=position, noise_of=noise_of, callbacks=callbacks, agreement=agreement)
+            train_epoch(train_step, data.batches(position.epoch, skip=position.step_in_epoch), total_steps=total_steps,
+                        position=position, noise=noise, callbacks=callbacks, agreement=agreement)
             callbacks.on_epoch_end(position)  # the end of an epoch, or of training
             position.epoch, position.step_in_epoch = position.epoch + 1, 0
     except StopTraining as raised:  # Ctrl-C, an unreadable image, a non-finite loss
@@ -170,7 +158,7 @@ def train_loop(train_step, dataset, total_steps, nz=NZ, seed=1, instance_noise=0
     return stop
 
 
-def train_epoch(train_step, batches, *, total_steps, position, noise_of, callbacks, agreement):
+def train_epoch(train_step, batches, *, total_steps, position, noise, callbacks, agreement):
     """The steps of one epoch (or until ``total_steps``). Each step fetches the next batch before its
     callbacks run, so that a stop found on the way (an image that cannot be decoded, a non-finite
     loss) is combined with the other ranks' right after the step that found it."""
@@ -180,8 +168,8 @@ def train_epoch(train_step, batches, *, total_steps, position, noise_of, callbac
         raise stop
     while real_imgs is not None:
         start = time.perf_counter()
-        z, noise = noise_of(position.step, real_imgs.shape)  # a function of (seed, rank, step)
-        g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z, *noise))
+        z, instance_noise = noise(position.step, real_imgs.shape)  # a function of (seed, rank, step)
+        g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z, *instance_noise))
         losses = Losses(g_loss, d_loss, d_real, d_fake, time.perf_counter() - start, real_imgs.shape[0])
         if not (math.isfinite(g_loss) and math.isfinite(d_loss)):  # this step is neither logged nor saved
             agreement.request(StopTraining("non-finite loss", f"losses became non-finite at step {position.step + 1} "
@@ -204,96 +192,6 @@ def next_batch(batches, agreement):
         return next(batches)
     except StopIteration:
         return None
-    except StopTraining as stop:
-        agreement.request(stop)
+    except DataError as e:
+        agreement.request(StopTraining("data error", str(e)))
         return None
-
-
-class StepNoise:
-    """``noise_of(step, shape)``: the noise z of one step, and its three instance-noise batches (none
-    when ``instance_noise`` is 0): standard normals, times ``instance_noise`` for the instance noise,
-    a function of (seed, rank, step) alone (``step_key``), so every device draws its own and a resumed
-    run draws what the uninterrupted one would have. They come from ``cpu_conv.standard_normal``
-    (compiled, 3x NumPy's speed: three batches of instance noise from NumPy cost a tenth of a
-    quickstart step), and the next step's are drawn on a helper thread while this step trains. With
-    ``fade_steps`` the instance noise is scaled by ``fade(step)`` too, from 1 at step 0 down to 0 at
-    ``fade_steps`` (annealed instance noise, Sonderby et al. 2016), and is zeros from then on."""
-
-    def __init__(self, nz, seed, rank, instance_noise, fade_steps=0):
-        self.nz, self.seed, self.rank, self.instance_noise = nz, seed, rank, instance_noise
-        self.fade_steps = fade_steps
-        self.helper, self.next, self.arrays = ThreadPoolExecutor(1), None, None
-
-    def fade(self, step):
-        return max(0.0, 1.0 - step / self.fade_steps) if self.fade_steps else 1.0
-
-    def draw(self, step, shape):
-        scale = self.fade(step) if self.instance_noise else 0.0
-        z_size, noise_size = shape[0] * self.nz, 3 * math.prod(shape) if scale else 0
-        numbers = standard_normal(z_size + noise_size, step_key(self.seed, self.rank, step))
-        z = numbers[:z_size].reshape(shape[0], self.nz, 1, 1)
-        if not self.instance_noise:
-            return z, ()
-        if not scale:  # faded out: the step still takes the inputs
-            return z, np.zeros((3, *shape), np.float32)
-        noise = numbers[z_size:].reshape(3, *shape)
-        if scale != 1.0:
-            noise *= np.float32(scale)
-        noise *= np.float32(self.instance_noise)  # float32 products, as the step computed them before
-        return z, noise
-
-    def __call__(self, step, shape):
-        shape = tuple(shape)
-        drawn_for, drawing = self.next or (None, None)
-        self.arrays = drawing.result() if drawn_for == (step, shape) else self.draw(step, shape)  # kept alive:
-        self.next = ((step + 1, shape), self.helper.submit(self.draw, step + 1, shape))  # the tensors share it
-        z, noise = self.arrays
-        return ms.from_numpy(z), tuple(ms.from_numpy(n) for n in noise)
-
-
-def step_key(seed, rank, step):
-    """The key of one step's random numbers on one device (two 32-bit words): a function of (seed,
-    rank, step) alone, so there is no generator state to save for resuming."""
-    return tuple(int(k) for k in np.random.SeedSequence([seed, rank, step]).generate_state(2))
-
-
-def epoch_seed(seed, epoch):
-    """The data pipeline's shuffling seed for ``epoch``: a new order every epoch, the same on every
-    rank and in a resumed run."""
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] % (2 ** 31))
-
-
-def epoch_batches(dataset, seed, position):
-    """The batches of ``position.epoch`` still to do: shuffled by (seed, epoch), the first
-    ``position.step_in_epoch`` (done before a resume) skipped. An image the pipeline cannot decode
-    raises StopTraining("data error") naming it. When this epoch's batches run out, the next epoch's
-    pipeline is started at once (``prepare_next_epoch``)."""
-    prepared, dataset.next_epoch = getattr(dataset, "next_epoch", None), None
-    if prepared and prepared[0] == (seed, position.epoch) and position.step_in_epoch == 0:
-        batches = itertools.chain([prepared[1]], prepared[2])
-    else:
-        batches = epoch_iterator(dataset, seed, position.epoch)
-    try:
-        for (real_imgs,) in itertools.islice(batches, position.step_in_epoch, None):
-            yield real_imgs
-        prepare_next_epoch(dataset, seed, position.epoch + 1)
-    except RuntimeError as e:  # MindSpore's pipeline stops on the first image it cannot decode
-        message = data_error(e, dataset)
-        if message is None:
-            raise
-        raise StopTraining("data error", message) from None
-
-
-def epoch_iterator(dataset, seed, epoch):
-    """A new iterator over ``dataset``, shuffled by (seed, epoch): the same order every time."""
-    ds.config.set_seed(epoch_seed(seed, epoch))  # read when the iterator is made
-    return dataset.create_tuple_iterator(num_epochs=1)
-
-
-def prepare_next_epoch(dataset, seed, epoch):
-    """Start ``epoch``'s pipeline now and keep its first batch on the dataset: MindSpore starts a
-    pipeline at the first batch asked for and then fills its queue, which on two cores slowed the
-    step beside it by 35 ms; started here, it fills while the epoch-end callbacks (grid,
-    checkpoints) leave a core free. ``epoch_batches`` takes it up (same seed, same order)."""
-    batches = epoch_iterator(dataset, seed, epoch)
-    dataset.next_epoch = ((seed, epoch), next(batches), batches)

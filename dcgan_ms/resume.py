@@ -1,22 +1,12 @@
 """Resume checkpoints: everything needed to continue a training run exactly where it stopped.
 
-A run keeps them in ``<output_dir>/checkpoints/step_<step>.ckpt``, one MindSpore checkpoint each:
-
-    G's and D's weights and BatchNorm running statistics
-    both Adam optimizers' state: moments, beta powers, step counts (optim_g.* / optim_d.*)
-    fixed_noise                  the noise behind the progress grids
-    step, epoch, step_in_epoch   where the run was: ``step`` steps done, the last in ``epoch``
-    config                       the run's flags (--seed among them), as JSON
-
-Randomness needs no saved state. Each epoch shuffles with a seed made of --seed and the epoch, so a
-resumed run re-creates that epoch's order and skips the ``step_in_epoch`` batches already done;
-each step draws z and instance noise from a generator seeded by (--seed, device, step)
-(``loop.step_key``).
-
-Each file is written to a temporary name and renamed (``checkpoint.save``), so a kill at any
-moment leaves every earlier file whole, and with MindSpore's CRC (``crc_check=True``), so a file
-damaged later is detected when it is read. ``save_state`` then deletes all but the newest ``keep``.
-``latest_state`` returns the newest one that reads back whole, naming each damaged one it skips.
+A run keeps them in ``<output_dir>/checkpoints/step_<step>.ckpt``, one MindSpore checkpoint each: G's and
+D's weights and BatchNorm statistics, both Adam optimizers' state (optim_g.* / optim_d.*), G's average
+(--ema), the fixed noise, where the run was (step, epoch, step_in_epoch) and its flags (config, JSON).
+Randomness needs no saved state: each epoch's order and each step's noise are functions of the seed
+(``data.training_data.epoch_seed``, ``noise.step_key``). Files are written atomically with MindSpore's CRC
+(``checkpoint.save``); ``save_state`` keeps the newest ``keep``; ``latest_state`` returns the newest that
+reads back whole, naming each damaged one it skips.
 """
 import contextlib
 import json
@@ -125,22 +115,3 @@ def latest_state(output_dir, warn=print):
                         f"({len(paths)} damaged): start a new run")
     raise UserError(f"no resume checkpoint in {os.path.join(output_dir, CHECKPOINT_DIR)}: pass the "
                     "--output_dir of a run to continue, or start a new run without --resume")
-
-
-def restore(cells, state):
-    """Copy the parameters of ``state`` into ``cells`` (networks and optimizers), checking every
-    name and shape first, so that a mismatch changes nothing."""
-    targets = {}
-    for cell in cells:
-        for p in cell.get_parameters():
-            targets.setdefault(p.name, p)
-    params, path = state["params"], state["path"]
-    for name, p in targets.items():
-        if name not in params:
-            raise UserError(f"{path} does not fit this run: it has no parameter {name}")
-        if tuple(params[name].shape) != tuple(p.shape):
-            raise UserError(f"{path} does not fit this run: {name} has shape {tuple(params[name].shape)} "
-                            f"there but {tuple(p.shape)} here")
-    for name, p in targets.items():
-        p.set_data(ms.Tensor(params[name].asnumpy(), p.dtype))
-

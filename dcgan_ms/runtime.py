@@ -22,8 +22,8 @@ def select_device(device_target, device_id=None):
     between this and ``check_device`` (on Ascend, ``communication.init`` must come before any operator)."""
     if device_target == "CPU":
         # A compiled graph runs on a MindSpore worker thread while the calling thread busy-waits for
-        # it (runtime::AsyncRQueue::Wait spins), which takes a core from the kernels: on a 2-core CPU
-        # a train step takes 1.5-2x as long. MindSpore's documented MS_DEV_HOST_BLOCKING_RUN=1 runs
+        # it (runtime::AsyncRQueue::Wait spins), which takes a core from the kernels (docs/speed.md).
+        # MindSpore's documented MS_DEV_HOST_BLOCKING_RUN=1 runs
         # it on the calling thread instead. MindSpore reads it once, at the first operator;
         # export MS_DEV_HOST_BLOCKING_RUN=0 to keep MindSpore's default.
         os.environ.setdefault("MS_DEV_HOST_BLOCKING_RUN", "1")

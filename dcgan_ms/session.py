@@ -1,46 +1,42 @@
-"""A training run of ``python -m dcgan_ms.train``: setup in one place, the loop, the outcome.
+"""Setting up a training run: ``setup(config)`` builds the Session that ``training.train`` runs.
 
-    setup(config)                  device, cluster, data, networks, optimizers, train_step,
-                                   resume state, fixed noise: a Session
-    standard_callbacks(session)    the log, bar, checkpoints, pictures, signals, per-rank report;
-                                   rank 0 alone gets those that write pictures and files
-    train(config)                  setup -> loop.train_loop -> the outcome; raises UserError for
-                                   what the user must fix, never exits the process
+    setup(config)        device, cluster (``--distributed``), resume state, data, networks,
+                         optimizers, train_step, starting point and fixed noise: a Session
 
-The loop itself is ``loop.train_loop``, the same one the notebook runs with fewer callbacks.
+On a rank of a data-parallel run the device is chosen, the cluster joined and only then the first
+operator run (MindSpore's documented order, needed on Ascend); a rank that cannot start stops every
+rank with one line (``distributed.agree_to_start``).
 """
 import dataclasses
-import functools
 import json
 import math
 import os
 import sys
 import tempfile
-import time
 from typing import Optional
 
 import numpy as np
 
-from . import callbacks as cb
 from . import config as config_module
 from . import resume
+from .checkpoint import restore
 from .config import TrainConfig
 from .errors import UserError
-from .loop import Alone, Position, train_loop
+from .loop import Alone, Position
 from .models import NC
+from .pixels import PIXEL_RANGES
 
 GRID_SIZE = 64  # images in each progress grid (8 x 8)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class Session:
     """Everything ``train_loop`` and the callbacks need, built by ``setup``."""
     config: TrainConfig
     rank: int
     devices: int
     data_root: str
-    dataset: object
-    steps_per_epoch: int
+    data: object  # data.TrainingData: this rank's batches
     total_steps: int
     generator: object
     discriminator: object
@@ -52,6 +48,10 @@ class Session:
     record: dict  # config.json: the flags, the data folder, the step counts
     resumed_from: Optional[str] = None
     agreement: Alone = dataclasses.field(default_factory=Alone)  # how the ranks agree to stop (distributed.Agreement)
+
+    @property
+    def steps_per_epoch(self):
+        return self.data.steps_per_epoch
 
     @property
     def lead(self):
@@ -116,17 +116,20 @@ def read_resume_state(config):
 
 def build_networks(config, devices=1):
     """G, D, their Adam optimizers, G's moving average (--ema, else None) and the (jitted) train
-    step, as the tutorial builds them."""
+    step, as the tutorial builds them, from the layers ``--conv`` chooses."""
     from .ema import WeightAverage
+    from .layers import choose_layers
     from .models import Discriminator, Generator
     from .step import make_optimizers, make_train_step
-    generator = Generator(config.nz, config.ngf, NC, config.conv)
-    discriminator = Discriminator(config.ndf, NC, config.conv)
+    layers = choose_layers(config.conv)
+    generator = Generator(config.nz, config.ngf, NC, layers=layers)
+    discriminator = Discriminator(config.ndf, NC, layers=layers)
     generator.set_train()
     discriminator.set_train()
-    optimizers = make_optimizers(generator, discriminator, config.lr, config.beta1, config.beta2, config.lr_d)
-    average = WeightAverage(generator, Generator(config.nz, config.ngf, NC, config.conv), config.ema) if config.ema \
-        else None
+    optimizers = make_optimizers(generator, discriminator, lr=config.lr, beta1=config.beta1, beta2=config.beta2,
+                                 lr_d=config.lr_d)
+    average = (WeightAverage(generator, Generator(config.nz, config.ngf, NC, layers=layers), config.ema)
+               if config.ema else None)
     train_step = make_train_step(generator, discriminator, *optimizers, jit=config.mode == "graph",
                                  instance_noise=config.instance_noise, label_smoothing=config.label_smoothing,
                                  average=average, devices=devices)
@@ -139,7 +142,7 @@ def starting_point(config, state, steps_per_epoch, cells):
     if state is None:
         noise = np.random.default_rng(config.seed).standard_normal((GRID_SIZE, config.nz, 1, 1)).astype(np.float32)
         return Position(), noise
-    resume.restore(cells, state)
+    restore(cells, state["params"], source=state["path"], into="this run")
     if state["config"]["steps_per_epoch"] != steps_per_epoch:
         print(f"warning: the data set changed since the checkpoint ({state['config']['steps_per_epoch']} -> "
               f"{steps_per_epoch} steps per epoch): continuing on the images there now", file=sys.stderr)
@@ -187,7 +190,7 @@ def setup_rank(config, data_root):
 
 def build_session(config, state, data_root, *, rank, devices):
     """The Session of ``config`` on a device already chosen: data, networks, step, starting point."""
-    from .data import create_dataset
+    from .data import TrainingData
     from .runtime import set_seed
     if state and devices != state["config"]["devices"]:
         raise UserError(f"the run in {config.output_dir} trained on {state['config']['devices']} device(s), this one "
@@ -198,11 +201,11 @@ def build_session(config, state, data_root, *, rank, devices):
         for old in resume.state_paths(config.output_dir):
             os.remove(old)
     set_seed(config.seed)  # the same on every rank: same initial weights
-    dataset = create_dataset(data_root, config.batch_size, num_parallel_workers=config.num_workers,
-                             pixel_range=config.pixel_range, background=config.background, seed=config.seed,
-                             num_shards=devices if config.distributed else None,
-                             shard_id=rank if config.distributed else None)
-    steps_per_epoch = dataset.get_dataset_size()
+    data = TrainingData(data_root, batch_size=config.batch_size, num_parallel_workers=config.num_workers,
+                        pixel_range=PIXEL_RANGES[config.pixel_range], background=config.background, seed=config.seed,
+                        num_shards=devices if config.distributed else None,
+                        shard_id=rank if config.distributed else None)
+    steps_per_epoch = data.steps_per_epoch
     total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
     generator, discriminator, optimizers, average, train_step = build_networks(config, devices)
     position, fixed_noise = starting_point(config, state, steps_per_epoch,
@@ -214,9 +217,10 @@ def build_session(config, state, data_root, *, rank, devices):
     if config.distributed:
         from .distributed import Agreement
         agreement = Agreement(rank, devices)
-    session = Session(config, rank, devices, data_root, dataset, steps_per_epoch, total_steps, generator,
-                      discriminator, optimizers, train_step, average, fixed_noise, position, record,
-                      state["path"] if state else None, agreement)
+    session = Session(config=config, rank=rank, devices=devices, data_root=data_root, data=data,
+                      total_steps=total_steps, generator=generator, discriminator=discriminator, optimizers=optimizers,
+                      train_step=train_step, average=average, fixed_noise=fixed_noise, position=position,
+                      record=record, resumed_from=state["path"] if state else None, agreement=agreement)
     if session.lead:
         write_run_files(session)
     return session
@@ -235,75 +239,3 @@ def write_run_files(session):
     if session.resumed_from:
         print(f"resuming from {session.resumed_from}: step {session.position.step}, epoch {session.position.epoch}",
               file=sys.stderr)
-
-
-def standard_callbacks(s):
-    """The callbacks of ``python -m dcgan_ms.train`` for Session ``s``, in the order they are told."""
-    c, out = s.config, s.config.output_dir
-    resume_step = s.position.step if s.resumed_from else None
-    log_path = os.path.join(out, f"log_rank{s.rank}.csv" if c.distributed else "log.csv")
-    swd_path = os.path.join(out, "swd.csv")
-    before_save = None
-    if c.distributed:
-        from .distributed import average_running_stats
-        before_save = functools.partial(average_running_stats, s.networks, s.devices)
-    every_rank = [cb.CSVLog(log_path, resume_step),
-                  cb.ResumeCheckpoints(out, s.cells, s.fixed_noise, s.record, s.steps_per_epoch, s.total_steps,
-                                       keep=c.keep_checkpoints, save_every=c.save_every, save_minutes=c.save_minutes,
-                                       write=s.lead, before_save=before_save, clock=s.agreement.clock)]
-    lead_only = [cb.SWDTracker(swd_path, s.shown_generator, s.data_root, c.swd_every, s.total_steps, c.swd_num, c.seed,
-                               c.pixel_range, c.background, resume_step),
-                 cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
-                 cb.ProgressGrids(out, s.shown_generator, s.fixed_noise),
-                 cb.LossPlot(out, log_path, swd_path),
-                 cb.Progress(s.total_steps, s.steps_per_epoch, out, s.devices, bar=not c.no_progress)]
-    callbacks = every_rank + (lead_only if s.lead else [])
-    if c.max_minutes:
-        callbacks.append(cb.TimeLimit(c.max_minutes, out, clock=s.agreement.clock))
-    if c.distributed:
-        callbacks.append(cb.RankReport(out, s.rank, s.devices, s.networks, list(callbacks)))
-    return callbacks + [cb.StopOnSignal()]
-
-
-def train(config, data_root=None, callbacks=None):
-    """Train as ``config`` (a TrainConfig) says, with ``standard_callbacks`` unless ``callbacks`` are
-    given. Returns a dict describing what was done ("interrupted": stopped by Ctrl-C or SIGTERM, with
-    everything saved); raises UserError when training stopped on something the user must fix."""
-    s = setup(config, data_root)
-    out = s.config.output_dir
-    if s.position.step >= s.total_steps:
-        if s.lead:
-            print(f"the run in {out} is complete ({s.position.step} of {s.total_steps} steps): pass a larger "
-                  "--epochs or --max_steps to train it further", file=sys.stderr)
-        return outcome(s, None, 0.0)
-    started = time.time()
-    stop = train_loop(s.train_step, s.dataset, s.total_steps, nz=s.config.nz, seed=s.config.seed,
-                      instance_noise=s.config.instance_noise, rank=s.rank, position=s.position,
-                      callbacks=standard_callbacks(s) if callbacks is None else callbacks,
-                      instance_noise_steps=s.config.instance_noise_steps, agreement=s.agreement)
-    if stop is None or stop.reason != "aborted":  # every rank stopped after the same step and saved
-        s.agreement.finish()
-    if stop is not None and stop.reason not in ("interrupted", "time limit"):
-        raise UserError(stop_message(stop, s.position.step, out))
-    return outcome(s, stop, time.time() - started)
-
-
-def outcome(s, stop, seconds):
-    p = s.position
-    return {"output_dir": s.config.output_dir, "steps": p.step, "epochs": p.epoch if p.step_in_epoch else p.epoch - 1,
-            "seconds": seconds, "rank": s.rank, "devices": s.devices,
-            "interrupted": stop is not None and stop.reason == "interrupted"}
-
-
-def stop_message(stop, step, out):
-    """The one line for a run that stopped on something to fix, saying what is kept and what to do."""
-    saved = resume.newest_step(out)
-    if stop.reason == "data error":
-        return (f"{stop.message}: remove or replace that file and continue with --resume --output_dir {out}"
-                + (f" (the checkpoints hold the {step} steps done)" if step else ""))
-    if stop.reason == "non-finite loss":
-        kept = (f"the newest checkpoint in {out}/checkpoints, from step {saved}, is kept" if saved
-                else "no checkpoint had been written yet")
-        return f"{stop.message}; training stopped and {kept}: try a lower --lr"
-    return (f"aborted at step {step} without saving; the newest checkpoint in {out}/checkpoints is from step {saved}: "
-            f"continue with --resume --output_dir {out}")

@@ -4,36 +4,11 @@
     discriminator_forward  D's loss is (BCE(D(x), 1) + BCE(D(G(z)), 0)) / 2
     train_step             G's step, then D's step on the same G(z), both under ``ms.jit``
 
-Why two ``value_and_grad`` functions: each network is trained on its own loss, and each gradient
-is taken only with respect to that network's parameters (``optimizer.parameters``). D's loss is
-differentiated w.r.t. D's weights only, so G(z) acts as a constant there, as ``detach()`` does in
-PyTorch. ``has_aux=True`` makes the first output the loss that is differentiated and passes the
-others through untouched: G(z) for D's step, and D(x), D(G(z)) for the logs.
-
-Why ``ms.jit``: it compiles the whole step (both forward passes, both backward passes, both Adam
-updates) into one static graph that MindSpore optimises and runs without returning to Python
-between operators. ``jit=False`` runs the same code eagerly (PyNative), for debugging.
-
-Unlike the tutorial, the noise z is an input of the step rather than drawn inside it: the training
-loop draws it, keyed by (seed, device, step) (``loop.StepNoise``), so a run is reproducible, each device of
-a data-parallel run draws its own z, and a resumed run draws exactly what the uninterrupted run
-would have (MindSpore's in-graph random operators keep state that cannot be saved or restored).
-
-Optional instance noise (``instance_noise=sigma``, off by default, so the default step is the
-tutorial's): D sees its inputs, real and generated, plus fresh Gaussian noise of std ``sigma``
-(Sonderby et al. 2016, "Amortised MAP inference"; Arjovsky & Bottou 2017). It keeps D from winning
-on tell-tale fine detail early on, when G's images are all noise and the real ones are smooth, and
-so lets G learn shapes and colours sooner. The README's quickstart uses it: on the flat-shaded
-sample avatars, DCGAN (ours and PyTorch's alike) otherwise stays grey for hundreds of steps.
-For the reason above, that noise is an input too: three batches of it (std sigma), one for each
-time D looks at images (G(z) in G's step, x and G(z) in D's step). The loop scales them by sigma
-while the previous step trains (``loop.StepNoise``): in the step the products cost 3% of a
-quickstart step.
-
-Two more options of the quickstart's recipe, off by default: one-sided label smoothing
-(``label_smoothing=eps``, Salimans et al. 2016: D's target for real images is 1 - eps, so D is not
-pushed to ever more confident verdicts; G's target and D's target for fakes stay 1 and 0), and
-``average``, an ``ema.WeightAverage`` of G, updated right after each G update.
+Each network's gradient is taken with respect to its own parameters only (so G(z) is a constant in
+D's step, as ``detach()`` makes it in PyTorch). Unlike the tutorial, z is an input of the step, drawn
+by the loop (``noise.StepNoise``), so that runs are reproducible and resumable. Options of the
+quickstart's recipe, off by default: instance noise, one-sided label smoothing and G's moving average
+(``ema.WeightAverage``); docs/design.md says why each is there.
 """
 import mindspore as ms
 from mindspore import nn, ops
@@ -41,7 +16,7 @@ from mindspore import nn, ops
 LR, BETA1, BETA2 = 2e-4, 0.5, 0.999  # DCGAN's Adam settings (beta2 is Adam's default)
 
 
-def make_optimizers(generator, discriminator, lr=LR, beta1=BETA1, beta2=BETA2, lr_d=None):
+def make_optimizers(generator, discriminator, *, lr=LR, beta1=BETA1, beta2=BETA2, lr_d=None):
     """Two Adam optimizers, one per network, as in the tutorial. ``lr_d``: D's own learning rate
     (default: ``lr``, as the tutorial); a D faster than G is the two time-scale update rule (TTUR)."""
     optimizer_g = nn.Adam(generator.trainable_params(), learning_rate=lr, beta1=beta1, beta2=beta2)
@@ -52,7 +27,7 @@ def make_optimizers(generator, discriminator, lr=LR, beta1=BETA1, beta2=BETA2, l
     return optimizer_g, optimizer_d
 
 
-def make_train_step(generator, discriminator, optimizer_g, optimizer_d, jit=True, instance_noise=0.0,
+def make_train_step(generator, discriminator, optimizer_g, optimizer_d, *, jit=True, instance_noise=0.0,
                     label_smoothing=0.0, average=None, devices=1):
     """Build ``train_step(real_imgs, z, noise_g, noise_real, noise_fake) -> (g_loss, d_loss, d_real, d_fake)``.
 

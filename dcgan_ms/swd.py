@@ -1,17 +1,11 @@
-"""Sliced Wasserstein distance on Laplacian-pyramid patches (Karras et al. 2018, "Progressive
-Growing of GANs", section 5): a measure of how far generated images are from real ones that needs
-no pretrained network (FID needs Inception weights, which cannot be downloaded everywhere).
+"""Sliced Wasserstein distance on Laplacian-pyramid patches (Karras et al. 2018, "Progressive Growing
+of GANs", section 5): how far generated images are from real ones, without a pretrained network.
 
-For each set of images:
-1. build a Laplacian pyramid (64x64 images: levels of 64, 32 and 16 pixels; each level holds the
-   detail of its scale, the last one the coarse image);
-2. at every level take 7x7 neighbourhoods at random positions (128 per image), as 147-dim
-   descriptors (at most 32,768 per level, a random subset beyond that, which bounds the cost), and
-   normalise each colour channel to mean 0, std 1 over the set (std floored at 0.01);
-3. between the two sets' descriptors at a level, the sliced Wasserstein distance: project both
-   on random unit directions, sort each projection, average the absolute differences.
-Reported per level (x 1e3, as in the paper) and averaged over levels. Small is similar: two halves
-of one set score near 0; blur, noise or a collapsed generator raise it.
+For each set: a Laplacian pyramid (64, 32 and 16 pixels); at every level 7x7 neighbourhoods at
+random positions (128 per image, at most 32,768 per level) as 147-dim descriptors, each colour
+channel normalised over the set; between the two sets' descriptors, the mean over random unit
+directions of the 1-D Wasserstein distance of their projections. Reported per level (x 1e3, as in
+the paper) and averaged: two halves of one set score near 0; blur, noise or collapse raise it.
 """
 import numpy as np
 

@@ -8,7 +8,7 @@ from dcgan_ms import distributed
 from dcgan_ms.distributed import AGREED_STOPS, Agreement, agree_to_start
 from dcgan_ms.errors import UserError
 from dcgan_ms.loop import StopTraining, train_loop
-from test_loop import FakeStep, Recorder, dataset  # noqa: F401 (a fixture)
+from test_loop import FakeStep, Recorder, dataset, noise  # noqa: F401 (a fixture)
 
 
 class OtherRank:
@@ -57,7 +57,7 @@ def test_the_clock_is_rank_0s_on_every_rank(monkeypatch):
 def test_every_rank_stops_after_the_step_where_another_rank_asked(monkeypatch, dataset):  # noqa: F811
     monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("interrupted", at=2))  # 1 call at start, 1 a step
     recorder = Recorder()
-    stop = train_loop(FakeStep(), dataset, total_steps=9, nz=4, callbacks=[recorder],
+    stop = train_loop(FakeStep(), dataset, total_steps=9, noise=noise(), callbacks=[recorder],
                       agreement=Agreement(rank=0, devices=2))
     assert stop.reason == "interrupted" and stop.save
     assert [e[1] for e in recorder.events if e[0] == "step"] == [1, 2]  # step 2 ran, and was told, everywhere
@@ -76,7 +76,7 @@ def test_a_callbacks_stop_waits_for_the_next_agreement(monkeypatch, dataset):  #
                 raise StopTraining("interrupted")
 
     recorder = StopAt2()
-    stop = train_loop(FakeStep(), dataset, total_steps=9, nz=4, callbacks=[recorder],
+    stop = train_loop(FakeStep(), dataset, total_steps=9, noise=noise(), callbacks=[recorder],
                       agreement=Agreement(rank=1, devices=2))
     assert stop.reason == "interrupted" and recorder.events[-1] == ("end", 3, "interrupted")
 

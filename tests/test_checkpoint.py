@@ -8,7 +8,7 @@ from mindspore.common.initializer import Normal
 
 from dcgan_ms import checkpoint
 from dcgan_ms.errors import UserError
-from dcgan_ms.generate import generate
+from dcgan_ms.images import generate
 from dcgan_ms.models import Discriminator, Generator
 from dcgan_ms.step import make_optimizers, make_train_step
 

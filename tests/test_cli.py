@@ -143,7 +143,7 @@ def test_broken_image_stops_with_its_name(tmp_path, flat_images):
 
 def test_broken_image_met_while_streaming_stops_training_resumably(tmp_path, flat_images, monkeypatch):
     """A set too large for memory is decoded as it trains: training stops on the broken image, naming it."""
-    from dcgan_ms import session, train
+    from dcgan_ms import train, training
     from dcgan_ms.data import dataset
     from dcgan_ms.errors import UserError
     monkeypatch.setattr(dataset, "IN_MEMORY_BYTES", 0)
@@ -153,7 +153,7 @@ def test_broken_image_met_while_streaming_stops_training_resumably(tmp_path, fla
     with pytest.raises(UserError, match=rf"^cannot decode image {re.escape(str(root))}/[01]\.jpg \(truncated, empty or "
                                         rf"not an image\): remove or replace that file and continue with --resume "
                                         rf"--output_dir {re.escape(str(out))}"):
-        session.train(args)
+        training.train(args)
 
 
 def test_partial_faces_zip_is_not_taken_as_complete(tmp_path, flat_images):

@@ -13,7 +13,7 @@ from dcgan_ms.errors import UserError
 
 def first_batch(root, batch_size):
     dataset = create_dataset(root, batch_size, shuffle=False, num_parallel_workers=1)
-    return next(dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))[0], dataset
+    return next(dataset.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))[0], dataset
 
 
 def test_shipped_sample_batches():
@@ -21,16 +21,16 @@ def test_shipped_sample_batches():
     assert x.shape == (32, 3, 64, 64) and x.dtype == np.float32
     assert x.min() >= -1 - 1e-6 and x.max() <= 1 + 1e-6
     assert x.min() < -0.9 and x.max() > 0.9  # really uses the [-1, 1] range, not [0, 1]
-    assert dataset.get_dataset_size() == 1500 // 32
+    assert dataset.steps_per_epoch == 1500 // 32
 
 
 def test_flat_and_nested_layouts(flat_images, nested_images):
     assert len(find_images(flat_images)) == 24
     assert len(find_images(nested_images)) == 20
     x, dataset = first_batch(flat_images, 8)
-    assert x.shape == (8, 3, 64, 64) and dataset.get_dataset_size() == 3
+    assert x.shape == (8, 3, 64, 64) and dataset.steps_per_epoch == 3
     x, dataset = first_batch(nested_images, 5)
-    assert x.shape == (5, 3, 64, 64) and dataset.get_dataset_size() == 4
+    assert x.shape == (5, 3, 64, 64) and dataset.steps_per_epoch == 4
 
 
 def copy_sample(folder, first, count):
@@ -40,10 +40,10 @@ def copy_sample(folder, first, count):
 
 
 def epoch(dataset, seed=0):
-    """One epoch's batches as arrays (shuffled with the pipeline's seed, as the training loop sets it)."""
+    """One epoch's batches as arrays (shuffled with the pipeline's seed, as TrainingData sets it)."""
     import mindspore.dataset as ds
     ds.config.set_seed(seed)
-    return [x for (x,) in dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)]
+    return [x for (x,) in dataset.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True)]
 
 
 def digests(batches):
@@ -60,7 +60,7 @@ def test_exactly_the_images_under_the_folder_at_any_depth(tmp_path):
     cats = str(tmp_path / "mydata" / "cats")
     assert len(find_images(cats)) == 21
     dataset = create_dataset(cats, 4, num_parallel_workers=1)
-    assert dataset.get_dataset_size() == 5 == len(epoch(dataset))
+    assert dataset.steps_per_epoch == 5 == len(epoch(dataset))
 
     deep = tmp_path / "deep"  # two and three levels down, and mixed depths
     copy_sample(deep / "a" / "b", 0, 7)
@@ -70,7 +70,7 @@ def test_exactly_the_images_under_the_folder_at_any_depth(tmp_path):
     assert len(find_images(str(deep))) == 20
     dataset = create_dataset(str(deep), 6, num_parallel_workers=1)
     batches = epoch(dataset)
-    assert dataset.get_dataset_size() == 3 == len(batches)
+    assert dataset.steps_per_epoch == 3 == len(batches)
     assert len(set(digests(batches))) == 18  # 20 images, the last partial batch dropped, none twice
 
 
@@ -95,9 +95,22 @@ def test_decoded_once_or_every_epoch_the_batches_are_the_same(tmp_path, shards):
                                      num_parallel_workers=1, in_memory=choice) for choice in ("auto", False))
     for seed in (5, 6):
         a, b = epoch(kept, seed), epoch(streamed, seed)
-        assert len(a) == len(b) == kept.get_dataset_size() == (47 // (shards or 1)) // 5
+        assert len(a) == len(b) == kept.steps_per_epoch == (47 // (shards or 1)) // 5
         assert all(x.dtype == np.float32 and np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(epoch(kept, 5)[0], epoch(kept, 6)[0])  # and shuffled per epoch
+
+
+def test_each_epochs_order_comes_from_seed_and_epoch_and_a_resume_skips_the_batches_done(tmp_path):
+    """``TrainingData.batches``: the epoch prepared early gives what a fresh pipeline gives; another
+    epoch another order; ``skip`` leaves out the first batches; the MindSpore dataset gets no attributes."""
+    copy_sample(tmp_path / "set", 0, 30)
+    data, fresh = (create_dataset(str(tmp_path / "set"), 5, seed=4, num_parallel_workers=1) for _ in range(2))
+    first = digests(b.asnumpy() for b in data.batches(1))
+    second = digests(b.asnumpy() for b in data.batches(2))  # taken from the pipeline prepared at epoch 1's end
+    assert second == digests(b.asnumpy() for b in fresh.batches(2)) and second != first
+    assert digests(b.asnumpy() for b in fresh.batches(2, skip=4)) == second[20:]
+    assert sorted(first) == sorted(second)
+    assert not any(hasattr(d.dataset, name) for d in (data, fresh) for name in ("image_files", "next_epoch"))
 
 
 def test_a_large_set_says_it_is_decoding(tmp_path, monkeypatch, capsys):
@@ -121,7 +134,7 @@ def test_shards_are_equal_disjoint_and_cover_the_set(tmp_path, shards):
                                  num_parallel_workers=1)
         whole = create_dataset(str(tmp_path / "set"), 1, num_shards=shards, shard_id=shard, seed=3,
                                num_parallel_workers=1)  # batches of 1: every image of the shard
-        assert dataset.get_dataset_size() == per_shard // 5 == len(epoch(dataset))
+        assert dataset.steps_per_epoch == per_shard // 5 == len(epoch(dataset))
         seen.append(set(digests(epoch(whole))))
         assert len(seen[-1]) == per_shard
         assert epoch(dataset, seed=5)[0].tobytes() != epoch(dataset, seed=6)[0].tobytes()  # shuffled per epoch

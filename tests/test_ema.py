@@ -48,7 +48,7 @@ def test_generating_between_steps_leaves_the_step_updating_the_same_parameters()
     """The progress grids generate with BatchNorm in training mode and put the running statistics
     back afterwards; they must be put back in place, or the compiled step goes on updating memory
     the network no longer reads (G's running statistics, and the average, froze at the first grid)."""
-    from dcgan_ms.generate import generate
+    from dcgan_ms.images import generate
     from dcgan_ms.models import running_stats
     ms.set_seed(0)
     g, d = Generator(NZ, WIDTH), Discriminator(WIDTH)

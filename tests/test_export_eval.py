@@ -10,7 +10,7 @@ from conftest import run_cli
 from dcgan_ms import checkpoint
 from dcgan_ms.errors import UserError
 from dcgan_ms.export import export_generator, load_mindir
-from dcgan_ms.generate import interpolate
+from dcgan_ms.images import interpolate
 
 
 def test_mindir_export_reloads_and_matches_the_cell(tiny_run, tmp_path):

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from dcgan_ms.data import create_dataset
+from dcgan_ms.data import TrainingData
 from dcgan_ms.loop import Callback, Position, StopTraining, train_loop
+from dcgan_ms.noise import StepNoise
 
 
 class Recorder(Callback):
@@ -45,12 +46,16 @@ class FakeStep:
 
 @pytest.fixture(scope="module")
 def dataset(flat_images):
-    return create_dataset(flat_images, batch_size=8, num_parallel_workers=1)  # 24 images: 3 steps an epoch
+    return TrainingData(flat_images, batch_size=8, num_parallel_workers=1)  # 24 images: 3 steps an epoch
+
+
+def noise(seed=1, **options):
+    return StepNoise(nz=4, seed=seed, **options)
 
 
 def test_steps_epochs_and_the_end_are_told_in_order(dataset):
     recorder = Recorder()
-    assert train_loop(FakeStep(), dataset, total_steps=5, nz=4, callbacks=[recorder]) is None
+    assert train_loop(FakeStep(), dataset, total_steps=5, noise=noise(), callbacks=[recorder]) is None
     steps = [e[1:4] for e in recorder.events if e[0] == "step"]
     assert steps == [(1, 1, 1), (2, 1, 2), (3, 1, 3), (4, 2, 1), (5, 2, 2)]
     kinds = [e[0] for e in recorder.events]
@@ -61,20 +66,21 @@ def test_steps_epochs_and_the_end_are_told_in_order(dataset):
 
 def test_noise_is_a_function_of_the_step_so_a_resumed_loop_draws_the_same(dataset):
     whole, resumed = FakeStep(), FakeStep()
-    train_loop(whole, dataset, total_steps=5, nz=4, seed=3)
-    train_loop(resumed, dataset, total_steps=5, nz=4, seed=3, position=Position(step=2, epoch=1, step_in_epoch=2))
+    train_loop(whole, dataset, total_steps=5, noise=noise(seed=3))
+    train_loop(resumed, dataset, total_steps=5, noise=noise(seed=3),
+               position=Position(step=2, epoch=1, step_in_epoch=2))
     assert len(resumed.z) == 3
     for a, b in zip(whole.z[2:], resumed.z):
         np.testing.assert_array_equal(a, b)
     other_rank = FakeStep()
-    train_loop(other_rank, dataset, total_steps=1, nz=4, seed=3, rank=1)
+    train_loop(other_rank, dataset, total_steps=1, noise=noise(seed=3, rank=1))
     assert not np.array_equal(other_rank.z[0], whole.z[0])
 
 
 def test_instance_noise_fades_linearly_over_its_steps_and_z_does_not(dataset):
     steady, fading = FakeStep(), FakeStep()
-    train_loop(steady, dataset, total_steps=6, nz=4, seed=3, instance_noise=0.1)
-    train_loop(fading, dataset, total_steps=6, nz=4, seed=3, instance_noise=0.1, instance_noise_steps=4)
+    train_loop(steady, dataset, total_steps=6, noise=noise(seed=3, instance_noise=0.1))
+    train_loop(fading, dataset, total_steps=6, noise=noise(seed=3, instance_noise=0.1, fade_steps=4))
     for step in range(6):
         np.testing.assert_array_equal(fading.z[step], steady.z[step])
         assert len(fading.noise[step]) == 3 and fading.noise[step][0].shape == (8, 3, 64, 64)
@@ -82,7 +88,7 @@ def test_instance_noise_fades_linearly_over_its_steps_and_z_does_not(dataset):
             np.testing.assert_allclose(a, b * max(0.0, 1 - step / 4), rtol=1e-6)
     assert 0.09 < np.std(steady.noise[5][0]) < 0.11 and not np.any(fading.noise[5][0])  # std sigma; faded by step 4
     none = FakeStep()
-    train_loop(none, dataset, total_steps=1, nz=4, seed=3, instance_noise_steps=4)
+    train_loop(none, dataset, total_steps=1, noise=noise(seed=3, fade_steps=4))
     assert none.noise == [[]]  # no instance noise: the step takes none, however it would fade
 
 
@@ -93,7 +99,7 @@ def test_a_callback_stops_training_and_every_callback_hears_why(dataset):
                 raise StopTraining("interrupted")
 
     recorder = Recorder()
-    stop = train_loop(FakeStep(), dataset, total_steps=9, nz=4, callbacks=[recorder, StopAtTwo()])
+    stop = train_loop(FakeStep(), dataset, total_steps=9, noise=noise(), callbacks=[recorder, StopAtTwo()])
     assert stop.reason == "interrupted" and stop.save
     assert [e[0] for e in recorder.events] == ["begin", "step", "step", "end"]
     assert recorder.events[-1] == ("end", 2, "interrupted")
@@ -101,7 +107,7 @@ def test_a_callback_stops_training_and_every_callback_hears_why(dataset):
 
 def test_a_non_finite_loss_stops_before_the_step_is_counted(dataset):
     recorder = Recorder()
-    stop = train_loop(FakeStep(bad_at=4), dataset, total_steps=9, nz=4, callbacks=[recorder])
+    stop = train_loop(FakeStep(bad_at=4), dataset, total_steps=9, noise=noise(), callbacks=[recorder])
     assert stop.reason == "non-finite loss" and not stop.save
     assert stop.message.startswith("losses became non-finite at step 4 (G nan, D 0.6)")
     assert recorder.events[-1] == ("end", 3, "non-finite loss")
@@ -114,7 +120,7 @@ def test_a_failure_closes_the_callbacks_and_is_raised(dataset):
 
     recorder = Recorder()
     with pytest.raises(OSError, match="disk full"):
-        train_loop(FakeStep(), dataset, total_steps=9, nz=4, callbacks=[recorder, Boom()])
+        train_loop(FakeStep(), dataset, total_steps=9, noise=noise(), callbacks=[recorder, Boom()])
     assert recorder.events[-1] == ("end", 3, "failed")
 
 

@@ -5,8 +5,9 @@ import mindspore as ms
 import pytest
 from mindspore import nn
 
-from dcgan_ms.models import (BatchNormActivation, Discriminator, Generator, LeakyReLU, StridedConv2d,
-                             StridedConv2dTranspose, WholeKernelConv2d, WholeKernelConv2dTranspose, weight_init)
+from dcgan_ms.layers import (BatchNormActivation, LeakyReLU, StridedConv2d, StridedConv2dTranspose, WholeKernelConv2d,
+                             WholeKernelConv2dTranspose, choose_layers)
+from dcgan_ms.models import Discriminator, Generator, weight_init
 
 
 def count(net):
@@ -111,7 +112,7 @@ def test_leaky_relu_equals_mindspores_leaky_relu(jit):
 @pytest.mark.parametrize("jit", [False, True], ids=["pynative", "graph"])
 @pytest.mark.parametrize("shape", [(4, 8, 16, 16), (8, 64, 32, 32)], ids=["one-thread", "split-over-cores"])
 def test_compiled_leaky_relu_is_the_same_form_bit_for_bit(shape, jit):
-    """The compiled one-pass LeakyReLU (cpu_conv) gives exactly what MindSpore's ops give on the form
+    """The compiled one-pass LeakyReLU (dcgan_ms/kernels) gives exactly what MindSpore's ops give on the form
     0.2 x + 0.8 relu(x), forward and backward: a run trains the same with or without it."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32) * 3
@@ -196,7 +197,7 @@ def assert_same_values(values, reference):
     (StridedConv2dTranspose, nn.Conv2dTranspose, (2, 8, 32, 32), 3),  # G's last layer
 ], ids=["conv-3ch-64px", "conv-37x8px", "convT-37x4px", "convT-to-3ch-64px"])
 def test_compiled_strided_layers_equal_mindspores_layers(cls, plain_cls, shape, cout, jit):
-    """The compiled CPU kernels (cpu_conv) compute what nn.Conv2d / nn.Conv2dTranspose(k4, s2, pad 1)
+    """The compiled CPU kernels (dcgan_ms/kernels) compute what nn.Conv2d / nn.Conv2dTranspose(k4, s2, pad 1)
     compute: outputs, input gradients and weight gradients, to float rounding, in both modes."""
     ms.set_seed(2)
     compiled = cls(shape[1], cout, weight_init=weight_init(), compiled=True)
@@ -214,7 +215,8 @@ def test_networks_give_the_same_outputs_and_gradients_with_either_kernels():
     """Generator and Discriminator with the compiled kernels and with MindSpore's: same parameters
     (names and shapes, so checkpoints are interchangeable), same outputs and weight gradients."""
     ms.set_seed(3)
-    nets = {conv: (Generator(16, 8, conv=conv), Discriminator(8, conv=conv)) for conv in ("compiled", "builtin")}
+    nets = {conv: (Generator(16, 8, layers=choose_layers(conv)), Discriminator(8, layers=choose_layers(conv)))
+            for conv in ("compiled", "builtin")}
     for compiled, builtin in zip(nets["compiled"], nets["builtin"]):
         assert [(p.name, p.shape) for p in compiled.get_parameters()] == \
             [(p.name, p.shape) for p in builtin.get_parameters()]

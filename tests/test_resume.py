@@ -18,6 +18,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from dcgan_ms import resume
+from dcgan_ms.checkpoint import restore
 from dcgan_ms.data import SAMPLE_DIR
 from dcgan_ms.errors import UserError
 
@@ -206,7 +207,7 @@ def test_resume_restores_weights_and_optimizer_states_exactly(tmp_path):
     assert (state["step"], state["epoch"], state["step_in_epoch"]) == (3, 1, 3)
     assert state["config"] == {"ngf": 8}
     np.testing.assert_array_equal(state["fixed_noise"], fixed)
-    resume.restore(cells_b, state)
+    restore(cells_b, state["params"], source=state["path"], into="this run")
 
     def everything(cells):
         return {p.name: p.asnumpy().copy() for c in cells for p in c.get_parameters()}
@@ -221,11 +222,11 @@ def test_resume_restores_weights_and_optimizer_states_exactly(tmp_path):
     np.testing.assert_array_equal([float(v) for v in step_a(x, z)], [float(v) for v in step_b(x, z)])
 
     with pytest.raises(UserError, match="does not fit this run: .* has shape"):
-        resume.restore(networks_and_optimizers(16), state)
+        restore(networks_and_optimizers(16), state["params"], source=state["path"], into="this run")
 
 
 def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, images, monkeypatch):
-    from dcgan_ms import session, train
+    from dcgan_ms import train, training
 
     real_save = ms.save_checkpoint
     calls = {"state": 0}
@@ -244,7 +245,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, images, 
     args = train.parse_args(flags(images, out, "--save_every", "2", "--max_steps", "6")[1:])
     with pytest.raises(UserError, match=r"could not write checkpoint .*step_0000004\.ckpt .*No space left on device"
                                         r".*disk is not full"):
-        session.train(args)
+        training.train(args)
     assert checkpoint_steps(out) == [2]
     assert resume.latest_state(str(out))["step"] == 2
     assert not [n for n in os.listdir(out / "checkpoints") if n.startswith(".")], "temporary file left behind"

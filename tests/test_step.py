@@ -11,7 +11,7 @@ NZ, WIDTH, BATCH = 16, 8, 16
 
 def real_batches(n):
     dataset = create_dataset(SAMPLE_DIR, BATCH, num_parallel_workers=1)
-    it = dataset.create_tuple_iterator(num_epochs=1)
+    it = dataset.dataset.create_tuple_iterator(num_epochs=1)
     return [next(it)[0] for _ in range(n)]
 
 

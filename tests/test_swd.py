@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from dcgan_ms.data import SAMPLE_DIR
-from dcgan_ms.evaluate import real_images
+from dcgan_ms.images import real_images
 from dcgan_ms.swd import _blur, laplacian_pyramid, swd
 
 

@@ -1,45 +1,12 @@
-"""The training-data pipeline, as in the tutorial, with its scaling fixed and any folder layout read.
+"""The image pipeline, as in the tutorial, reading any folder layout: files -> batches of scaled images.
 
-    image files -> Decode -> Resize(64) -> CenterCrop(64) -> scale to [-1, 1] -> HWC2CHW -> shuffle -> batch
+    image files -> Decode -> Resize(64) -> CenterCrop(64) -> scale (``pixels.py``) -> HWC2CHW -> shuffle -> batch
 
-Which images: exactly those under ``--data_root``, at any depth (``find_images``): files whose
-extension is one of ``IMAGE_EXTENSIONS`` in any case, hidden files and folders (names starting with
-".") skipped, symbolic links followed, each real folder and file read once (so a link loop or a link
-to a folder already read adds nothing). Nothing beside the folder is read. The tutorial's
-``ImageFolderDataset`` reads one class per subfolder of its root, so on a flat folder it must be
-pointed at the parent and filtered (counting the parent's other folders too), and it never looks
-deeper than one level. So we list the files ourselves and lay the chosen ones out for it as links
-in one temporary folder (``ImageFiles``): MindSpore's C++ reader and decoder still do the work in
-its worker threads, as fast as before (a Python ``GeneratorDataset`` source was 1.6-8x slower on 2
-cores).
-
-Sizes and shards. ``get_dataset_size()`` is exactly the number of batches an epoch yields. With
-``num_shards`` (one per device), every shard gets the same number of images, ``N // num_shards``:
-the images are split by a permutation drawn from ``seed`` (the same on every device), so shards are
-disjoint and together cover all but the ``N % num_shards`` left over; each shard then drops its last
-partial batch, as a single device does. Devices with unequal batch counts would wait forever for
-each other in the last step's all-reduce. Each epoch shuffles anew: the order is drawn when the
-epoch's iterator is made, from MindSpore's dataset seed, which the training loop sets from
-(--seed, epoch) (``loop.epoch_batches``), so a resumed run replays the same order.
-
-Transparency. PNG, TIFF and BMP files can carry an alpha channel (RGBA, LA, or a palette with a
-transparent colour). MindSpore's decoder drops alpha, which leaves whatever colour the transparent
-pixels happen to store, usually black. Such images (found from their headers when the dataset is
-made) are composited over ``background`` (``--background``, default white) with Pillow, and the
-pipeline reads that copy.
-
-Decoded once. A set that fits in ``IN_MEMORY_BYTES`` (as uint8 64x64 images) is decoded, resized and
-cropped once, when the dataset is made, and kept as one array; each epoch shuffles that array with
-MindSpore's own sampler (``NumpySlicesDataset``), which draws the order the reader's shuffle would
-draw, and scales each batch. So training sees the same batches as when every epoch decodes the files
-again, which a larger set still does. An image that cannot be decoded is then named when the dataset
-is made, before training.
-
-Why [-1, 1] and not the tutorial's [0, 1]: the Generator ends in Tanh, so its images lie in
-[-1, 1]. If real images lie in [0, 1], the Discriminator can tell real from fake by brightness
-alone (any negative pixel is fake), and the Generator is pushed to squeeze its outputs into half of
-Tanh's range, where Tanh's gradient is smaller. DCGAN (Radford et al.) and PyTorch's example both
-scale real images to [-1, 1]; so do we: x / 127.5 - 1.
+``find_images`` lists the images at any depth; ``ImageFiles`` lays them out as links in one temporary
+folder, so that MindSpore's C++ reader and decoder do the work in its worker threads; images with
+transparency are composited over ``--background`` first. A set that fits in ``in_memory_bytes()`` is
+decoded once and kept as one array. ``training_data.TrainingData`` owns the result and gives its
+batches epoch by epoch; docs/design.md says why each step is as it is.
 """
 import os
 import re
@@ -55,6 +22,7 @@ from PIL import Image, ImageColor
 
 from ..errors import UserError
 from ..models import IMAGE_SIZE
+from ..pixels import TANH
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MAY_HAVE_ALPHA = (".png", ".bmp", ".tif", ".tiff")
@@ -165,51 +133,29 @@ def shard_indices(num_images, num_shards, shard_id, seed):
     return sorted(order[shard_id * per_shard:(shard_id + 1) * per_shard].tolist())
 
 
-# Sets up to this size (as uint8 64x64 RGB: 87,000 images, the tutorial's 70,171 faces among them)
-# are decoded once and kept in memory: decoding and resizing every image again each epoch cost 200 ms
-# of CPU an epoch of the sample at batch 32 on the 2-core machine, taken from the train step, against
-# 87 ms kept (``python benchmarks/bench_step.py --data --batch_size 32 --data_images 10000``).
+# Sets up to this size (as uint8 64x64 RGB: 87,000 images, the tutorial's 70,171 faces among them) are
+# decoded once and kept: decoding every epoch takes CPU from the train step (docs/speed.md).
 IN_MEMORY_BYTES = 1 << 30
 MEMORY_VARIABLE = "DCGAN_MS_DECODED_MB"  # overrides IN_MEMORY_BYTES, in MiB (0: every set streams)
-SAY_DECODING = 20_000  # from this many images the decoding takes seconds (0.3 s a 1,500 on 2 cores): say so
+SAY_DECODING = 20_000  # from this many images the decoding takes seconds: say so
 
-PIXEL_RANGES = {"-1,1": (1.0 / 127.5, -1.0),  # ours: the range of the Generator's Tanh
-                "0,1": (1.0 / 255.0, 0.0)}  # the tutorial's x / 255, kept to measure what it costs
-
-
-def create_dataset(root, batch_size=128, image_size=IMAGE_SIZE, shuffle=True, num_parallel_workers=2,
-                   num_shards=None, shard_id=None, drop_remainder=True, pixel_range="-1,1",
-                   background=BACKGROUND, seed=1, in_memory="auto"):
-    """Batches of real images, float32, shape (batch_size, 3, image_size, image_size), in [-1, 1]
-    (or, ``pixel_range="0,1"``, the tutorial's [0, 1]).
-
-    ``num_shards`` / ``shard_id`` give each device of a data-parallel run its own equal share of the
-    images (split by ``seed``). ``in_memory``: decode the images once and keep them (True), decode
-    them every epoch (False), or "auto": keep them when they take at most ``IN_MEMORY_BYTES`` as
-    uint8. Returns the dataset; ``dataset.get_dataset_size()`` is the number of batches per epoch.
-    """
-    paths = find_images(root)
-    indices = shard_indices(len(paths), num_shards, shard_id, seed) if num_shards else list(range(len(paths)))
-    if drop_remainder and len(indices) < batch_size:
-        raise UserError(f"{root} holds {len(paths)} images, fewer than one batch of {batch_size}"
-                        + (f" per device ({num_shards} devices)" if num_shards else "")
-                        + ": lower --batch_size or add images")
-    files = ImageFiles(paths, indices, background)
+def image_pipeline(files, *, batch_size, pixel_range=TANH, shuffle=True, num_parallel_workers=2,
+                   drop_remainder=True, in_memory="auto", image_size=IMAGE_SIZE):
+    """MindSpore's pipeline over ``files`` (an ImageFiles): batches of float32 images (N, 3, size, size) in
+    ``pixel_range``. ``in_memory``: decode the images once and keep them (True), decode them every epoch
+    (False), or "auto": keep them when they take at most ``in_memory_bytes()`` as uint8."""
     fit = [vision.Resize(image_size), vision.CenterCrop(image_size)]  # uint8 HWC, image_size square
     if in_memory == "auto":
-        in_memory = len(indices) * image_size * image_size * 3 <= in_memory_bytes()
+        in_memory = len(files.indices) * image_size * image_size * 3 <= in_memory_bytes()
     if in_memory:  # decoded once; each epoch shuffles and scales the same uint8 images
         dataset = ds.NumpySlicesDataset(decode_all(files, fit, num_parallel_workers), column_names=["image"],
                                         shuffle=shuffle)
     else:  # read and decoded anew every epoch, in MindSpore's worker threads
         dataset = image_folder(files, shuffle, num_parallel_workers)
         dataset = dataset.map(fit, input_columns="image", num_parallel_workers=num_parallel_workers)
-    scale = [vision.Rescale(*PIXEL_RANGES[pixel_range]),  # [0, 255] -> [-1, 1]: x / 127.5 - 1
-             vision.HWC2CHW()]
+    scale = [vision.Rescale(pixel_range.rescale, pixel_range.low), vision.HWC2CHW()]  # [0, 255] -> [-1, 1]
     dataset = dataset.map(scale, input_columns="image", num_parallel_workers=num_parallel_workers)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    dataset.image_files = files  # keeps the folder alive as long as the dataset, and names broken images
-    return dataset
+    return dataset.batch(batch_size, drop_remainder=drop_remainder)
 
 
 def in_memory_bytes():
@@ -250,16 +196,14 @@ def decode_all(files, fit, num_parallel_workers):
         raise UserError(f"{message}: remove or replace that file and run again") from None
 
 
-def data_error(error, dataset=None):
-    """One line naming the broken image, if ``error`` is MindSpore's data pipeline failing on one (or
-    saying what failed, if it failed otherwise); None for any other error. ``dataset``: the dataset,
-    or its ``ImageFiles``."""
+def data_error(error, files):
+    """One line naming the broken image (mapped back through ``files``, an ImageFiles), if ``error`` is
+    MindSpore's data pipeline failing on one (or saying what failed, if it failed otherwise); None for
+    any other error."""
     text = str(error)
     match = re.search(r"Invalid image, (.+?) decode failed", text)
     if match:
-        files = dataset if isinstance(dataset, ImageFiles) else getattr(dataset, "image_files", None)
-        path = files.original(match.group(1)) if files else match.group(1)
-        return f"cannot decode image {path} (truncated, empty or not an image)"
+        return f"cannot decode image {files.original(match.group(1))} (truncated, empty or not an image)"
     if "Dataset Pipeline Error Message" in text or "dataset pipeline" in text.lower():
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("-")]
         return f"the data pipeline failed ({lines[-1][:200] if lines else 'no message'})"

@@ -1,14 +1,10 @@
 """Procedurally drawn anime-style avatars: the offline stand-in for faces.zip.
 
-The real data set (70,171 anime faces, 96x96 JPEG) cannot be fetched on every machine, so the
-project ships a small set drawn by this module and can draw larger ones on demand. Each avatar
-has the parts a DCGAN must learn on the real faces: a face oval with a pointed chin, hair of one
-of several colours behind the head and a fringe of one of several cuts over the forehead, two large
-eyes of one of several colours with a pupil and white highlights, a mouth, sometimes blush, on a
-plain background, with jittered positions and sizes.
-
-Image i of a set depends only on (seed, i), so any set is reproducible and a larger set made with
-the same seed starts with the smaller one.
+Each avatar has the parts a DCGAN must learn on the real faces: a face oval with a pointed chin, hair
+of one of several colours and cuts, two large eyes with pupils and highlights, a mouth, sometimes
+blush, on a plain background, with jittered positions and sizes. Image i of a set depends only on
+(seed, i), so any set is reproducible and a larger set made with the same seed starts with the
+smaller one. The project ships 1,500 in data/sample; draw more with
 
     python -m dcgan_ms.data.synth --num 20000 --out data/synth20k
 """
@@ -37,7 +33,7 @@ def _shade(colour, factor):
     return tuple(int(c * factor) for c in colour)
 
 
-def _fringe(d, rng, hair, cx, top, fw, fh, u):
+def _fringe(d, rng, hair, *, cx, top, fw, fh, u):
     """Fringe over the forehead, in one of several cuts."""
     fringe = rng.choice(FRINGES)
     line = top + fh * rng.uniform(0.55, 0.8)  # how far the fringe falls
@@ -63,7 +59,7 @@ def _fringe(d, rng, hair, cx, top, fw, fh, u):
                       fill=hair)
 
 
-def _eyes(d, rng, eye, cx, cy, fw, fh, u):
+def _eyes(d, rng, eye, *, cx, cy, fw, fh, u):
     """Eyes: large ellipses with an iris, a pupil, highlights and a dark upper lash line; returns their
     place and size (ey, ex, ew, eh)."""
     ey = cy + fh * rng.uniform(0.05, 0.2)
@@ -111,8 +107,8 @@ def draw_avatar(rng):
     d.polygon([(cx - fw * 0.97, cy), (cx + fw * 0.97, cy), (cx + fw * 0.45, cy + fh * 0.8),
                (cx, chin), (cx - fw * 0.45, cy + fh * 0.8)], fill=skin)
 
-    _fringe(d, rng, hair, cx, top, fw, fh, u)
-    ey, ex, ew, eh = _eyes(d, rng, eye, cx, cy, fw, fh, u)
+    _fringe(d, rng, hair, cx=cx, top=top, fw=fw, fh=fh, u=u)
+    ey, ex, ew, eh = _eyes(d, rng, eye, cx=cx, cy=cy, fw=fw, fh=fh, u=u)
 
     # Blush and mouth.
     if rng.random() < 0.5:

@@ -1,7 +1,8 @@
-"""Building and choosing the compiled CPU convolution kernels (dcgan_ms/cpu_conv.py), and the CPU
-runtime setting that goes with them. Their mathematics is tested in test_models.py."""
+"""Building and choosing the compiled CPU kernels (dcgan_ms/kernels/), and the CPU runtime setting that
+goes with them. Their mathematics is tested in test_models.py."""
 import os
 import platform
+import shutil
 import subprocess
 import sys
 
@@ -9,7 +10,9 @@ import mindspore as ms
 import pytest
 
 from conftest import REPO, run_cli
-from dcgan_ms import cpu_conv
+from dcgan_ms import kernels
+from dcgan_ms.kernels import library as library
+from dcgan_ms.kernels import choice
 from dcgan_ms.errors import UserError
 
 
@@ -17,59 +20,61 @@ from dcgan_ms.errors import UserError
 def fresh_build(monkeypatch, tmp_path):
     """An empty library cache, and ``build`` forgetting what it built before and after the test."""
     monkeypatch.setenv("DCGAN_MS_CACHE", str(tmp_path / "cache"))
-    cpu_conv._build_once.cache_clear()
-    cpu_conv._say_once.cache_clear()
+    library._build_once.cache_clear()
+    choice._say_once.cache_clear()
     yield tmp_path
-    cpu_conv._build_once.cache_clear()
+    library._build_once.cache_clear()
 
 
 def test_build_compiles_once_into_the_cache_and_rebuilds_when_the_source_changes(fresh_build, monkeypatch):
-    lib = cpu_conv.build()
+    lib = kernels.build()
     assert lib.parent == fresh_build / "cache" and lib.exists()
-    cpu_conv._build_once.cache_clear()
-    assert cpu_conv.build() == lib  # found in the cache, not rebuilt under another name
-    edited = fresh_build / "conv4x4s2.cc"
-    edited.write_text(cpu_conv.SOURCE.read_text() + "\n// edited\n")
-    monkeypatch.setattr(cpu_conv, "SOURCE", edited)
-    cpu_conv._build_once.cache_clear()
-    assert cpu_conv.build() != lib
+    library._build_once.cache_clear()
+    assert kernels.build() == lib  # found in the cache, not rebuilt under another name
+    copies = fresh_build / "src"
+    shutil.copytree(library.HERE, copies, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    (copies / "leaky_relu.cc").write_text((copies / "leaky_relu.cc").read_text() + "\n// edited\n")
+    monkeypatch.setattr(library, "SOURCES", tuple(copies / s.name for s in library.SOURCES))
+    monkeypatch.setattr(library, "HEADER", copies / "common.h")
+    library._build_once.cache_clear()
+    assert kernels.build() != lib
     assert sorted(p.suffix for p in (fresh_build / "cache").iterdir()) == [".so", ".so"]  # no temp files left
 
 
 def test_without_a_compiler_auto_falls_back_with_one_line_and_compiled_is_an_error(fresh_build, monkeypatch, capsys):
     monkeypatch.setenv("CXX", "no-such-c++")
-    monkeypatch.setattr(cpu_conv, "cpu_flags", lambda: {"avx2", "avx512f"})
-    monkeypatch.setattr(cpu_conv, "limit_onednn_to_avx2", lambda: "AVX2")
-    assert cpu_conv.use_compiled("auto") is False
-    assert cpu_conv.use_compiled("auto") is False
+    monkeypatch.setattr(choice, "cpu_flags", lambda: {"avx2", "avx512f"})
+    monkeypatch.setattr(choice, "limit_onednn_to_avx2", lambda: "AVX2")
+    assert kernels.use_compiled("auto") is False
+    assert kernels.use_compiled("auto") is False
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no C++ compiler (no-such-c++)" in err and "built-in convolutions" in err
-    assert f"on this AVX-512 CPU, with oneDNN limited to AVX2 code, expect steps about {cpu_conv.BUILTIN_SLOWDOWN} " \
+    assert f"on this AVX-512 CPU, with oneDNN limited to AVX2 code, expect steps about {kernels.BUILTIN_SLOWDOWN} " \
            "as long" in err
     with pytest.raises(UserError, match="unavailable: no C\\+\\+ compiler.*--conv builtin"):
-        cpu_conv.use_compiled("compiled")
-    assert cpu_conv.use_compiled("builtin") is False
+        kernels.use_compiled("compiled")
+    assert kernels.use_compiled("builtin") is False
 
 
 def test_a_source_that_does_not_compile_is_reported_with_the_compilers_error(fresh_build, monkeypatch):
     broken = fresh_build / "broken.cc"
     broken.write_text("int f( {\n")
-    monkeypatch.setattr(cpu_conv, "SOURCE", broken)
-    with pytest.raises(cpu_conv.Unavailable, match="compiling broken.cc failed: .*error"):
-        cpu_conv.build()
+    monkeypatch.setattr(library, "SOURCES", (broken,))
+    with pytest.raises(kernels.Unavailable, match="compiling broken.cc failed: .*error"):
+        kernels.build()
     assert not list((fresh_build / "cache").iterdir())  # the failed output is not left behind
-    monkeypatch.setattr(cpu_conv, "SOURCE", fresh_build / "absent.cc")
-    with pytest.raises(cpu_conv.Unavailable, match="compiling broken.cc failed"):  # remembered, not rerun
-        cpu_conv.build()
+    monkeypatch.setattr(library, "SOURCES", (fresh_build / "absent.cc",))
+    with pytest.raises(kernels.Unavailable, match="compiling broken.cc failed"):  # remembered, not rerun
+        kernels.build()
 
 
 def test_other_devices_use_mindspores_layers(monkeypatch):
-    monkeypatch.setattr(cpu_conv, "current_device", lambda: "GPU")
-    assert cpu_conv.use_compiled("auto") is False
+    monkeypatch.setattr(choice, "current_device", lambda: "GPU")
+    assert kernels.use_compiled("auto") is False
     with pytest.raises(UserError, match="only on CPU, not on GPU"):
-        cpu_conv.use_compiled("compiled")
+        kernels.use_compiled("compiled")
     with pytest.raises(UserError, match="conv must be one of auto, compiled, builtin"):
-        cpu_conv.use_compiled("fast")
+        kernels.use_compiled("fast")
 
 
 def test_train_with_conv_compiled_and_no_compiler_exits_with_one_line(tmp_path, flat_images):
@@ -113,18 +118,18 @@ def assert_standard_normal(x):
 
 def test_standard_normal_is_a_function_of_its_key_and_normal(fresh_build, monkeypatch):
     import numpy as np
-    x = cpu_conv.standard_normal(1 << 20, (7, 11))
+    x = kernels.standard_normal(1 << 20, (7, 11))
     assert x.dtype == np.float32 and x.shape == (1 << 20,) and np.isfinite(x).all()
-    np.testing.assert_array_equal(x, cpu_conv.standard_normal(1 << 20, (7, 11)))  # resumed runs rely on it
-    other = cpu_conv.standard_normal(1 << 20, (7, 12))
+    np.testing.assert_array_equal(x, kernels.standard_normal(1 << 20, (7, 11)))  # resumed runs rely on it
+    other = kernels.standard_normal(1 << 20, (7, 12))
     assert abs(np.corrcoef(x, other)[0, 1]) < 0.01 and abs(np.corrcoef(x[:-1], x[1:])[0, 1]) < 0.01
     assert_standard_normal(x.astype(np.float64))
-    np.testing.assert_array_equal(cpu_conv.standard_normal(1000, (7, 11)), x[:1000])  # a prefix of the stream
+    np.testing.assert_array_equal(kernels.standard_normal(1000, (7, 11)), x[:1000])  # a prefix of the stream
     # Without the compiled library: NumPy's numbers for the key, the same distribution.
     monkeypatch.setenv("CXX", "no-such-c++")
-    cpu_conv._build_once.cache_clear()
-    y = cpu_conv.standard_normal(1 << 20, (7, 11))
-    np.testing.assert_array_equal(y, cpu_conv.standard_normal(1 << 20, (7, 11)))
+    library._build_once.cache_clear()
+    y = kernels.standard_normal(1 << 20, (7, 11))
+    np.testing.assert_array_equal(y, kernels.standard_normal(1 << 20, (7, 11)))
     assert not np.array_equal(x, y)
     assert_standard_normal(y.astype(np.float64))
 
@@ -170,9 +175,9 @@ def test_builtin_convolutions_run_with_the_limit_set_before_onednn_starts(tmp_pa
 
 
 def test_the_fallback_says_what_it_costs_on_this_cpu(monkeypatch):
-    monkeypatch.setattr(cpu_conv, "cpu_flags", lambda: {"avx2"})
-    assert cpu_conv.builtin_cost(None) == "expect somewhat slower steps than with the compiled kernels"
-    monkeypatch.setattr(cpu_conv, "cpu_flags", lambda: {"avx2", "avx512f"})
-    assert "steps take tens of times as long; unset it" in cpu_conv.builtin_cost("ALL")
-    assert "with ONEDNN_MAX_CPU_ISA=unset" not in cpu_conv.builtin_cost("AVX512_CORE")
-    assert cpu_conv.builtin_cost("AVX2").endswith(f"expect steps about {cpu_conv.BUILTIN_SLOWDOWN} as long")
+    monkeypatch.setattr(choice, "cpu_flags", lambda: {"avx2"})
+    assert kernels.builtin_cost(None) == "expect somewhat slower steps than with the compiled kernels"
+    monkeypatch.setattr(choice, "cpu_flags", lambda: {"avx2", "avx512f"})
+    assert "steps take tens of times as long; unset it" in kernels.builtin_cost("ALL")
+    assert "with ONEDNN_MAX_CPU_ISA=unset" not in kernels.builtin_cost("AVX512_CORE")
+    assert kernels.builtin_cost("AVX2").endswith(f"expect steps about {kernels.BUILTIN_SLOWDOWN} as long")

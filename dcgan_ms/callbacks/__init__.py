@@ -1,0 +1,20 @@
+"""Everything around the training loop, one callback each (the hooks are ``loop.Callback``'s).
+
+    logs.py      History (losses in memory), CSVLog (log.csv), Progress (bar or plain lines, "done:")
+    saving.py    ResumeCheckpoints (checkpoints/step_*.ckpt), WeightCheckpoints (generator.ckpt,
+                 discriminator.ckpt), RankReport (rank_<N>.json of a data-parallel run)
+    pictures.py  ProgressGrids (samples/epoch_NNN.png, progress.gif), LossPlot (losses.png), SWDTracker
+    control.py   TimeLimit (--max_minutes), StopOnSignal (Ctrl-C / SIGTERM: finish the step, save, stop)
+
+Callbacks are told in their order (``training.standard_callbacks``): savers before the plots, and
+StopOnSignal last, after the step it ends has been logged. Those that save do so again when training
+stops early (``stop.save``), if they have not saved that step.
+"""
+from .control import StopOnSignal, TimeLimit, ended_cleanly, saves_now
+from .logs import LOG_FIELDS, CSVLog, History, Progress, keep_rows, redraws_in_place
+from .pictures import LossPlot, ProgressGrids, SWDTracker
+from .saving import RankReport, ResumeCheckpoints, WeightCheckpoints
+
+__all__ = ["LOG_FIELDS", "CSVLog", "History", "LossPlot", "Progress", "ProgressGrids", "RankReport",
+           "ResumeCheckpoints", "SWDTracker", "StopOnSignal", "TimeLimit", "WeightCheckpoints", "ended_cleanly",
+           "keep_rows", "redraws_in_place", "saves_now"]

@@ -1,0 +1,108 @@
+"""What a run shows: the fixed-noise grids and GIF, the loss plot, and the SWD it tracks."""
+import csv
+import os
+import sys
+import time
+
+from .. import plots
+from ..images import generate, generated_images, real_images
+from ..loop import Callback
+from ..pixels import TANH
+from .control import ended_cleanly, saves_now
+from .logs import columns, keep_rows
+
+
+class SWDTracker(Callback):
+    """swd.csv: every ``every`` epochs and at the end, G's SWD (``swd.py``) against ``num`` real images
+    (the same ones every time), kept in memory too (``log()``). ``every=0`` tracks nothing but still owns
+    the file: a new run starts without the old one's, a resumed one keeps the rows up to its checkpoint."""
+
+    def __init__(self, path, generator, *, data_root, every, total_steps, num=256, seed=1, pixel_range=TANH,
+                 background="white", resume_step=None):
+        self.path, self.generator, self.data_root, self.every = path, generator, data_root, every
+        self.total_steps, self.num, self.seed, self.pixel_range = total_steps, num, seed, pixel_range
+        self.background = background
+        self.resume_step, self.real, self.rows = resume_step, None, []
+
+    def on_train_begin(self, position):
+        if self.resume_step is not None:
+            self.rows = [(row[1], row[2]) for row in keep_rows(self.path, self.resume_step)]
+        elif os.path.exists(self.path):
+            os.remove(self.path)
+
+    def on_epoch_end(self, position):
+        if self.every and (position.epoch % self.every == 0 or position.step >= self.total_steps):
+            self.track(position)
+
+    def track(self, position):
+        from tqdm import tqdm
+
+        from ..swd import swd
+        start = time.perf_counter()
+        if self.real is None:
+            self.real = real_images(self.data_root, self.num, self.seed, self.background)
+        fake = generated_images(self.generator, self.num, seed=self.seed, pixel_range=self.pixel_range)
+        result = swd(self.real, fake, self.seed)
+        seconds = time.perf_counter() - start
+        new = not os.path.exists(self.path)
+        with open(self.path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["epoch", "step", "swd_mean"] + [f"swd_{k}px" for k in result["levels"]] + ["seconds"])
+            w.writerow([position.epoch, position.step, f"{result['mean']:.4g}"]
+                       + [f"{v:.4g}" for v in result["levels"].values()] + [f"{seconds:.2f}"])
+        self.rows.append((position.step, result["mean"]))
+        tqdm.write(f"epoch {position.epoch}: SWD x1e3 {result['mean']:.1f} ({seconds:.1f} s)", file=sys.stderr)
+
+    def log(self):
+        """The SWD so far: columns "step" and "swd_mean", or None when there is none."""
+        return columns(self.rows, ("step", "swd_mean")) if self.rows else None
+
+
+class ProgressGrids(Callback):
+    """``samples/epoch_NNN.png`` in ``output_dir``: G(``fixed_noise``) after every epoch, with BatchNorm
+    as in training (its running statistics untouched); when training ends, ``progress.gif`` of them."""
+
+    def __init__(self, output_dir, generator, fixed_noise):
+        self.output_dir, self.generator, self.fixed_noise = output_dir, generator, fixed_noise
+        self.written = []
+
+    def on_train_begin(self, position):
+        os.makedirs(os.path.join(self.output_dir, "samples"), exist_ok=True)
+        earlier = (self.path(e) for e in range(1, position.epoch))  # a resumed run's grids so far
+        self.grids = [p for p in earlier if os.path.exists(p)]
+        self.first_step = self.saved_step = position.step
+
+    def path(self, epoch):
+        return os.path.join(self.output_dir, "samples", f"epoch_{epoch:03d}.png")
+
+    def on_epoch_end(self, position):
+        images = generate(self.generator, self.fixed_noise, bn="batch")
+        path = plots.save_grid(images, self.path(position.epoch), nrow=8)
+        self.grids = [g for g in self.grids if g != path] + [path]
+        self.written.append(path)
+        self.saved_step = position.step
+
+    def on_train_end(self, position, stop):
+        if saves_now(stop, position, self.saved_step):
+            self.on_epoch_end(position)
+        if ended_cleanly(stop) and position.step > self.first_step:
+            self.written.append(plots.make_gif(self.grids, os.path.join(self.output_dir, "progress.gif")))
+
+
+class LossPlot(Callback):
+    """losses.png when training ends: ``history``'s losses and D's outputs (a History or CSVLog among the
+    callbacks), and the SWD when ``swd`` (an SWDTracker) has any."""
+
+    def __init__(self, output_dir, history, swd=None):
+        self.output_dir, self.history, self.swd = output_dir, history, swd
+        self.written = []
+
+    def on_train_begin(self, position):
+        self.first_step = position.step
+
+    def on_train_end(self, position, stop):
+        if ended_cleanly(stop) and position.step > self.first_step:
+            swd_log = self.swd.log() if self.swd else None
+            self.written.append(plots.plot_losses(self.history.log(), os.path.join(self.output_dir, "losses.png"),
+                                                  swd_log))

@@ -1,0 +1,17 @@
+"""Compiled CPU kernels for the DCGAN's slow layers on MindSpore's CPU backend, as "aot" custom operators.
+
+One C++ source and one module per operator, as stylegan2-ada keeps its ops: the strided convolutions
+(``conv``), LeakyReLU (``leaky_relu``), BatchNorm with its activation (``batch_norm``) and the loop's
+normal random numbers (``normal``); ``common.h`` holds the thread pool and oneDNN's matrix product,
+``library`` compiles and caches the library, ``choice`` decides whether to use it. The layers that call
+them are in ``dcgan_ms/layers.py``; ``tests/test_models.py`` checks them against MindSpore's own.
+"""
+from .batch_norm import batch_norm_operator
+from .library import Unavailable, build
+from .choice import BUILTIN_SLOWDOWN, CHOICES, builtin_cost, use_compiled
+from .conv import conv2d_operator, conv2d_transpose_operator
+from .leaky_relu import leaky_relu_operator
+from .normal import standard_normal
+
+__all__ = ["BUILTIN_SLOWDOWN", "CHOICES", "Unavailable", "batch_norm_operator", "build", "builtin_cost",
+           "conv2d_operator", "conv2d_transpose_operator", "leaky_relu_operator", "standard_normal", "use_compiled"]

@@ -1,0 +1,246 @@
+// The DCGAN's strided convolutions (kernel 4, stride 2, padding 1; NCHW, float32) as patch extraction
+// (im2col) plus one oneDNN matrix product, split over the batch: each thread takes a chunk of samples,
+// extracts their patches into its own buffer and runs one single-threaded product on it.
+//   ConvForward(x[N,C,H,W], w[O,C,4,4])        -> y[N,O,H/2,W/2]   (Conv2d forward)
+//   ConvInputGrad(dy[N,O,h,w], w[O,C,4,4])     -> dx[N,C,2h,2w]    (Conv2d input gradient)
+//   ConvWeightGrad(x[N,C,H,W], dy[N,O,H/2,W/2]) -> dw[O,C,4,4]     (Conv2d weight gradient)
+// A transposed conv with weight (in, out, 4, 4) is ConvInputGrad; its gradients are ConvForward (input)
+// and ConvWeightGrad (weight). conv.py wires them; tests/test_models.py checks them against MindSpore's.
+#include "common.h"
+
+namespace dcgan_kernels {
+namespace {
+
+const int KS = 4;  // kernel size; stride 2 and padding 1 are fixed too
+
+// The four kernel columns kw read input columns 2*ow - 1 + kw of a row: with even[i] = x[2i] and
+// odd[i] = x[2i + 1], kw = 1 and 2 are even[ow] and odd[ow], kw = 0 is odd[ow - 1] (0 at ow = 0:
+// padding) and kw = 3 is even[ow + 1] (0 at the last ow). So each input row is split into its even
+// and odd columns once, and the other two patch rows are shifted copies: no per-element tests or
+// strided gathers, which on the small layers cost as much as the products.
+
+// Patches of one sample x[C,H,W] as rows (c, kh, kw) of col, columns (oh, ow); row stride ld.
+// Both are templates on the output width WO (0: any), so that the loops over a row of the small maps
+// (2 to 32 wide) have constant bounds the compiler unrolls and vectorizes: with run-time bounds, the
+// loop overhead of the 4-wide rows made col2im a fifth of the input gradient on the 4x4 maps.
+template <int WO>
+void im2col_t(const float *x, int C, int H, int W, float *col, dim_t ld) {
+  const int Ho = H / 2, Wo = WO > 0 ? WO : W / 2;
+  W = 2 * Wo;
+  for (int c = 0; c < C; ++c)
+    for (int kh = 0; kh < KS; ++kh) {
+      float *rows = col + (dim_t)(c * KS + kh) * KS * ld;  // the rows of kw = 0 .. 3, ld apart
+      for (int oh = 0; oh < Ho; ++oh) {
+        float *r0 = rows + (dim_t)oh * Wo, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
+        const int ih = oh * 2 - 1 + kh;
+        if (ih < 0 || ih >= H) {
+          for (float *r : {r0, r1, r2, r3}) std::memset(r, 0, sizeof(float) * Wo);
+          continue;
+        }
+        const float *xr = x + ((dim_t)c * H + ih) * W;
+        for (int ow = 0; ow < Wo; ++ow) {
+          r1[ow] = xr[2 * ow];
+          r2[ow] = xr[2 * ow + 1];
+        }
+        r0[0] = 0.f;
+        std::memcpy(r0 + 1, r2, sizeof(float) * (Wo - 1));
+        std::memcpy(r3, r1 + 1, sizeof(float) * (Wo - 1));
+        r3[Wo - 1] = 0.f;
+      }
+    }
+}
+
+// The adjoint of im2col: x[C,H,W] = sum of each patch entry back where it came from. Each channel
+// is summed into its even and odd columns apart (tmp: 2 x H x W/2 floats), where every sum is a
+// contiguous vector loop, and then interleaved into x: strided adds, one element at a time, took as
+// long as the matrix product on the small layers. Each x element gets its terms in (kh, kw) order,
+// as a loop over the kernel would add them (and as MindSpore's own transposed convolution does: the
+// tests compare bit for bit).
+template <int WO>
+void col2im_t(const float *col, dim_t ld, int C, int H, int W, float *x, float *tmp) {
+  const int Ho = H / 2, Wo = WO > 0 ? WO : W / 2;
+  W = 2 * Wo;
+  float *even = tmp, *odd = tmp + (dim_t)H * Wo;
+  for (int c = 0; c < C; ++c) {
+    std::memset(tmp, 0, sizeof(float) * 2 * H * Wo);
+    for (int kh = 0; kh < KS; ++kh) {
+      const float *rows = col + (dim_t)(c * KS + kh) * KS * ld;
+      for (int oh = 0; oh < Ho; ++oh) {
+        const int ih = oh * 2 - 1 + kh;
+        if (ih < 0 || ih >= H) continue;
+        const float *r0 = rows + (dim_t)oh * Wo, *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
+        float *e = even + (dim_t)ih * Wo, *o = odd + (dim_t)ih * Wo;
+        for (int ow = 0; ow + 1 < Wo; ++ow) o[ow] += r0[ow + 1];  // kw = 0 reads odd[ow - 1]
+        for (int ow = 0; ow < Wo; ++ow) e[ow] += r1[ow];
+        for (int ow = 0; ow < Wo; ++ow) o[ow] += r2[ow];
+        for (int ow = 1; ow < Wo; ++ow) e[ow] += r3[ow - 1];  // kw = 3 reads even[ow + 1]
+      }
+    }
+    float *xc = x + (dim_t)c * H * W;
+    for (dim_t i = 0; i < (dim_t)H * Wo; ++i) {
+      xc[2 * i] = even[i];
+      xc[2 * i + 1] = odd[i];
+    }
+  }
+}
+
+#define DISPATCH_ON_WIDTH(function, W, ...)      \
+  switch ((W) / 2) {                              \
+    case 2: return function<2>(__VA_ARGS__);      \
+    case 4: return function<4>(__VA_ARGS__);      \
+    case 8: return function<8>(__VA_ARGS__);      \
+    case 16: return function<16>(__VA_ARGS__);    \
+    case 32: return function<32>(__VA_ARGS__);    \
+    default: return function<0>(__VA_ARGS__);     \
+  }
+
+void im2col(const float *x, int C, int H, int W, float *col, dim_t ld) {
+  DISPATCH_ON_WIDTH(im2col_t, W, x, C, H, W, col, ld)
+}
+
+void col2im(const float *col, dim_t ld, int C, int H, int W, float *x, float *tmp) {
+  DISPATCH_ON_WIDTH(col2im_t, W, col, ld, C, H, W, x, tmp)
+}
+
+// Copy per-sample maps a[n][O][P] of samples n0..n0+cnt to/from one matrix m[O][cnt*P].
+void gather(const float *a, int n0, int cnt, int O, dim_t P, float *m) {
+  for (int j = 0; j < cnt; ++j)
+    for (int o = 0; o < O; ++o)
+      std::memcpy(m + o * cnt * P + j * P, a + ((dim_t)(n0 + j) * O + o) * P, sizeof(float) * P);
+}
+
+// The maps of samples n0..n0+cnt as one matrix [O][cnt*P]: one sample's own maps as they lie, more
+// gathered into buf.
+const float *as_matrix(const float *a, int n0, int cnt, int O, dim_t P, float *buf) {
+  if (cnt == 1) return a + (dim_t)n0 * O * P;
+  gather(a, n0, cnt, O, P, buf);
+  return buf;
+}
+
+void scatter(const float *m, int n0, int cnt, int O, dim_t P, float *a) {
+  for (int j = 0; j < cnt; ++j)
+    for (int o = 0; o < O; ++o)
+      std::memcpy(a + ((dim_t)(n0 + j) * O + o) * P, m + o * cnt * P + j * P, sizeof(float) * P);
+}
+
+// This thread's scratch buffer `which` with room for `size` floats, kept between calls (a step
+// calls these kernels dozens of times: allocating and faulting in fresh buffers each time cost
+// more than the small layers' products).
+float *scratch(int which, dim_t size) {
+  thread_local std::vector<float> buffers[3];
+  if ((dim_t)buffers[which].size() < size) buffers[which].resize(size);
+  return buffers[which].data();
+}
+
+// One problem: batch N of x[C,H,W] against O filters; chunks of nb samples, so that each matrix
+// product has at least ~512 columns even on the 4x4 feature maps (unless that would leave a core
+// idle, as at batch 32 on the 4x4 maps), shared by `threads` threads.
+struct Conv {
+  int N, C, H, W, O;
+  dim_t P, K;
+  int nb, chunks, threads;
+  Conv(int64_t n, int64_t c, int64_t h, int64_t w, int64_t o) : N(n), C(c), H(h), W(w), O(o) {
+    P = (dim_t)(H / 2) * (W / 2);
+    K = (dim_t)C * KS * KS;
+    const int cpus = available_cpus();
+    nb = (int)std::min<dim_t>(N, std::max<dim_t>(1, (512 + P - 1) / P));
+    nb = std::min(nb, (N + cpus - 1) / cpus);  // at least one chunk per core: small batches too
+    chunks = (N + nb - 1) / nb;
+    threads = std::min(cpus, chunks);
+  }
+  // Run body(thread, n0, cnt, col, mat) on every chunk; each thread has its own patch buffer col
+  // (K x nb*P) and map buffer mat (O x nb*P). The chunks go to the threads as they become free, or,
+  // with fixed_order, thread t takes chunks t, t + threads, ... in order: then what a thread sums up
+  // is the same in every run, and so are the rounding errors (resumed runs rely on it).
+  template <class F>
+  void parallel(F body, bool fixed_order = false) const {
+    std::atomic<int> next(0);
+    const std::function<void(int)> work = [&](int t) {
+      float *col = scratch(0, K * nb * P), *mat = scratch(1, (dim_t)O * nb * P);
+      if (fixed_order) {
+        for (int ch = t; ch < chunks; ch += threads) body(t, ch * nb, std::min(nb, N - ch * nb), col, mat);
+        return;
+      }
+      for (int ch = next++; ch < chunks; ch = next++) body(t, ch * nb, std::min(nb, N - ch * nb), col, mat);
+    };
+    Pool::instance().run(threads, work);
+  }
+};
+
+void conv_forward(const float *x, const float *w, float *y, const Conv &p) {
+  p.parallel([&](int, int n0, int cnt, float *col, float *out) {
+    const dim_t L = cnt * p.P;
+    for (int j = 0; j < cnt; ++j) im2col(x + (dim_t)(n0 + j) * p.C * p.H * p.W, p.C, p.H, p.W, col + j * p.P, L);
+    if (cnt == 1) {  // one sample: the product can be written where it belongs
+      dnnl_sgemm('N', 'N', p.O, L, p.K, 1.f, w, p.K, col, L, 0.f, y + (dim_t)n0 * p.O * p.P, L);
+      return;
+    }
+    dnnl_sgemm('N', 'N', p.O, L, p.K, 1.f, w, p.K, col, L, 0.f, out, L);
+    scatter(out, n0, cnt, p.O, p.P, y);
+  });
+}
+
+void conv_input_grad(const float *dy, const float *w, float *dx, const Conv &p) {
+  p.parallel([&](int, int n0, int cnt, float *col, float *dyc) {
+    const dim_t L = cnt * p.P;
+    dnnl_sgemm('T', 'N', p.K, L, p.O, 1.f, w, p.K, as_matrix(dy, n0, cnt, p.O, p.P, dyc), L, 0.f, col, L);
+    float *tmp = scratch(2, (dim_t)p.H * p.W);
+    for (int j = 0; j < cnt; ++j)
+      col2im(col + j * p.P, L, p.C, p.H, p.W, dx + (dim_t)(n0 + j) * p.C * p.H * p.W, tmp);
+  });
+}
+
+void conv_weight_grad(const float *x, const float *dy, float *dw, const Conv &p) {
+  const dim_t size = (dim_t)p.O * p.K;
+  std::vector<std::vector<float>> partial(p.threads, std::vector<float>(size, 0.f));
+  p.parallel([&](int t, int n0, int cnt, float *col, float *dyc) {
+    const dim_t L = cnt * p.P;
+    for (int j = 0; j < cnt; ++j) im2col(x + (dim_t)(n0 + j) * p.C * p.H * p.W, p.C, p.H, p.W, col + j * p.P, L);
+    dnnl_sgemm('N', 'T', p.O, p.K, L, 1.f, as_matrix(dy, n0, cnt, p.O, p.P, dyc), L, col, L, 1.f, partial[t].data(),
+               p.K);
+  }, /*fixed_order=*/true);
+  for (dim_t i = 0; i < size; ++i) {
+    float s = 0.f;
+    for (int t = 0; t < p.threads; ++t) s += partial[t][i];
+    dw[i] = s;
+  }
+}
+
+// MindSpore passes inputs then the output; returns non-zero (MindSpore then raises) on a misuse.
+bool valid(int nparam, int *ndims, const char **dtypes) {
+  if (nparam != 3) return false;
+  for (int i = 0; i < 3; ++i)
+    if (ndims[i] != 4 || std::strcmp(dtypes[i], "float32") != 0) return false;
+  return true;
+}
+
+}  // namespace
+}  // namespace dcgan_kernels
+
+using namespace dcgan_kernels;
+
+AOT_KERNEL(ConvForward) {
+  if (!valid(nparam, ndims, dtypes)) return 1;
+  const int64_t *x = shapes[0], *w = shapes[1];
+  if (w[1] != x[1] || w[2] != KS || w[3] != KS || x[2] % 2 || x[3] % 2) return 2;
+  conv_forward((const float *)params[0], (const float *)params[1], (float *)params[2], Conv(x[0], x[1], x[2], x[3], w[0]));
+  return 0;
+}
+
+AOT_KERNEL(ConvInputGrad) {
+  if (!valid(nparam, ndims, dtypes)) return 1;
+  const int64_t *dy = shapes[0], *w = shapes[1];
+  if (w[0] != dy[1] || w[2] != KS || w[3] != KS) return 2;
+  conv_input_grad((const float *)params[0], (const float *)params[1], (float *)params[2],
+                  Conv(dy[0], w[1], dy[2] * 2, dy[3] * 2, w[0]));
+  return 0;
+}
+
+AOT_KERNEL(ConvWeightGrad) {
+  if (!valid(nparam, ndims, dtypes)) return 1;
+  const int64_t *x = shapes[0], *dy = shapes[1];
+  if (dy[0] != x[0] || dy[2] * 2 != x[2] || dy[3] * 2 != x[3]) return 2;
+  conv_weight_grad((const float *)params[0], (const float *)params[1], (float *)params[2],
+                   Conv(x[0], x[1], x[2], x[3], dy[1]));
+  return 0;
+}

@@ -1,0 +1,29 @@
+"""The range images are scaled to, as a named value: Tanh's [-1, 1], or the tutorial's [0, 1].
+
+The Generator ends in Tanh, so its images lie in [-1, 1]. The tutorial scales real images to [0, 1]:
+then the Discriminator tells real from fake by any negative pixel, and the Generator is pushed into
+half of Tanh's range. DCGAN and PyTorch's example scale to [-1, 1], and so do we; ``--pixel_range 0,1``
+keeps the tutorial's choice, to measure what it costs.
+"""
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class PixelRange:
+    """Images in [low, low + 255 / to_255]: uint8 pixels p are read as ``p * rescale + low``."""
+    flag: str  # as --pixel_range and config.json spell it
+    low: float
+    rescale: float  # from [0, 255]
+    to_255: float  # back to [0, 255]: (x - low) * to_255
+
+    def to_uint8(self, images):
+        """(N, 3, H, W) float images in this range -> (N, H, W, 3) uint8."""
+        images = np.asarray(images, dtype=np.float32).transpose(0, 2, 3, 1)
+        return np.clip((images - self.low) * self.to_255 + 0.5, 0, 255).astype(np.uint8)
+
+
+TANH = PixelRange("-1,1", low=-1.0, rescale=1.0 / 127.5, to_255=127.5)  # ours: the range of the Generator's Tanh
+TUTORIAL = PixelRange("0,1", low=0.0, rescale=1.0 / 255.0, to_255=255.0)  # the tutorial's x / 255
+PIXEL_RANGES = {r.flag: r for r in (TANH, TUTORIAL)}

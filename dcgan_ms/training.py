@@ -1,0 +1,96 @@
+"""A training run of ``python -m dcgan_ms.train``: ``train(config)`` = setup, the loop, the outcome.
+
+    setup(config)                    session.py: device, data, networks, train_step, resume state
+    standard_callbacks(session)      the log, bar, checkpoints, pictures, signals, per-rank report;
+                                     rank 0 alone gets those that write pictures and files
+    train_loop(train_step, data, ...)  loop.py: the same loop the notebook runs
+
+``train`` raises UserError for what the user must fix and never exits the process.
+"""
+import functools
+import os
+import sys
+import time
+
+from . import callbacks as cb
+from . import resume
+from .errors import UserError
+from .loop import train_loop
+from .noise import StepNoise
+from .pixels import PIXEL_RANGES
+from .session import setup
+
+
+def standard_callbacks(s):
+    """The callbacks of ``python -m dcgan_ms.train`` for Session ``s``, in the order they are told."""
+    c, out = s.config, s.config.output_dir
+    resume_step = s.position.step if s.resumed_from else None
+    log_path = os.path.join(out, f"log_rank{s.rank}.csv" if c.distributed else "log.csv")
+    before_save = None
+    if c.distributed:
+        from .distributed import average_running_stats
+        before_save = functools.partial(average_running_stats, s.networks, s.devices)
+    log = cb.CSVLog(log_path, resume_step)
+    every_rank = [log, cb.ResumeCheckpoints(out, s.cells, fixed_noise=s.fixed_noise, config=s.record,
+                                            steps_per_epoch=s.steps_per_epoch, total_steps=s.total_steps,
+                                            keep=c.keep_checkpoints, save_every=c.save_every,
+                                            save_minutes=c.save_minutes, write=s.lead, before_save=before_save,
+                                            clock=s.agreement.clock)]
+    swd = cb.SWDTracker(os.path.join(out, "swd.csv"), s.shown_generator, data_root=s.data_root, every=c.swd_every,
+                        total_steps=s.total_steps, num=c.swd_num, seed=c.seed, pixel_range=PIXEL_RANGES[c.pixel_range],
+                        background=c.background, resume_step=resume_step)
+    lead_only = [swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
+                 cb.ProgressGrids(out, s.shown_generator, s.fixed_noise),
+                 cb.LossPlot(out, log, swd),
+                 cb.Progress(s.total_steps, s.steps_per_epoch, output_dir=out, devices=s.devices,
+                             bar=not c.no_progress)]
+    callbacks = every_rank + (lead_only if s.lead else [])
+    if c.max_minutes:
+        callbacks.append(cb.TimeLimit(c.max_minutes, out, clock=s.agreement.clock))
+    if c.distributed:
+        callbacks.append(cb.RankReport(out, rank=s.rank, devices=s.devices, nets=s.networks, writers=list(callbacks)))
+    return callbacks + [cb.StopOnSignal()]
+
+
+def train(config, data_root=None, callbacks=None):
+    """Train as ``config`` (a TrainConfig) says, with ``standard_callbacks`` unless ``callbacks`` are
+    given. Returns a dict describing what was done ("interrupted": stopped by Ctrl-C or SIGTERM, with
+    everything saved); raises UserError when training stopped on something the user must fix."""
+    s = setup(config, data_root)
+    out = s.config.output_dir
+    if s.position.step >= s.total_steps:
+        if s.lead:
+            print(f"the run in {out} is complete ({s.position.step} of {s.total_steps} steps): pass a larger "
+                  "--epochs or --max_steps to train it further", file=sys.stderr)
+        return outcome(s, None, 0.0)
+    started = time.time()
+    noise = StepNoise(nz=s.config.nz, seed=s.config.seed, rank=s.rank, instance_noise=s.config.instance_noise,
+                      fade_steps=s.config.instance_noise_steps)
+    stop = train_loop(s.train_step, s.data, total_steps=s.total_steps, noise=noise, position=s.position,
+                      callbacks=standard_callbacks(s) if callbacks is None else callbacks, agreement=s.agreement)
+    if stop is None or stop.reason != "aborted":  # every rank stopped after the same step and saved
+        s.agreement.finish()
+    if stop is not None and stop.reason not in ("interrupted", "time limit"):
+        raise UserError(stop_message(stop, s.position.step, out))
+    return outcome(s, stop, time.time() - started)
+
+
+def outcome(s, stop, seconds):
+    p = s.position
+    return {"output_dir": s.config.output_dir, "steps": p.step, "epochs": p.epoch if p.step_in_epoch else p.epoch - 1,
+            "seconds": seconds, "rank": s.rank, "devices": s.devices,
+            "interrupted": stop is not None and stop.reason == "interrupted"}
+
+
+def stop_message(stop, step, out):
+    """The one line for a run that stopped on something to fix, saying what is kept and what to do."""
+    saved = resume.newest_step(out)
+    if stop.reason == "data error":
+        return (f"{stop.message}: remove or replace that file and continue with --resume --output_dir {out}"
+                + (f" (the checkpoints hold the {step} steps done)" if step else ""))
+    if stop.reason == "non-finite loss":
+        kept = (f"the newest checkpoint in {out}/checkpoints, from step {saved}, is kept" if saved
+                else "no checkpoint had been written yet")
+        return f"{stop.message}; training stopped and {kept}: try a lower --lr"
+    return (f"aborted at step {step} without saving; the newest checkpoint in {out}/checkpoints is from step {saved}: "
+            f"continue with --resume --output_dir {out}")
