@@ -1,15 +1,14 @@
 """dcgan_ms: the MindSpore DCGAN tutorial ("Generating anime avatars with DCGAN") as a package.
 
-    models.py      Generator, Discriminator
-    data/          the image pipeline, the faces download, the procedural sample drawer
-    step.py        generator_forward, discriminator_forward, train_step
-    loop.py        train_loop: for epoch, for batch, train_step, tell the callbacks
-    callbacks.py   what happens around the loop: log, progress, checkpoints, grids, Ctrl-C
-    config.py      TrainConfig: every flag of a run, as one record
-    session.py     setup (device, data, networks, resume) and train(config): setup, loop, outcome
-    train.py       ``python -m dcgan_ms.train``: the command line only
-    generate.py    ``python -m dcgan_ms.generate``: images from a checkpoint
-    checkpoint.py  saving and loading weights; plots.py: grids, loss plot, GIF
+    models.py, layers.py   Generator, Discriminator, and the faster layers they are built from
+    data/                  the image pipeline and TrainingData, the faces download, the sample drawer
+    step.py, loop.py       train_step (generator_forward, discriminator_forward); train_loop
+    noise.py, callbacks/   each step's noise; what happens around the loop (logs, checkpoints, pictures)
+    config.py              TrainConfig: every flag of a run, defined once
+    session.py, training.py  setup(config); train(config): setup, loop, outcome
+    train.py, generate.py, evaluate.py, export.py   the command lines
+
+docs/design.md follows a run through the modules.
 """
 import os
 

@@ -139,6 +139,7 @@ IN_MEMORY_BYTES = 1 << 30
 MEMORY_VARIABLE = "DCGAN_MS_DECODED_MB"  # overrides IN_MEMORY_BYTES, in MiB (0: every set streams)
 SAY_DECODING = 20_000  # from this many images the decoding takes seconds: say so
 
+
 def image_pipeline(files, *, batch_size, pixel_range=TANH, shuffle=True, num_parallel_workers=2,
                    drop_remainder=True, in_memory="auto", image_size=IMAGE_SIZE):
     """MindSpore's pipeline over ``files`` (an ImageFiles): batches of float32 images (N, 3, size, size) in
@@ -153,7 +154,7 @@ def image_pipeline(files, *, batch_size, pixel_range=TANH, shuffle=True, num_par
     else:  # read and decoded anew every epoch, in MindSpore's worker threads
         dataset = image_folder(files, shuffle, num_parallel_workers)
         dataset = dataset.map(fit, input_columns="image", num_parallel_workers=num_parallel_workers)
-    scale = [vision.Rescale(pixel_range.rescale, pixel_range.low), vision.HWC2CHW()]  # [0, 255] -> [-1, 1]
+    scale = [vision.Rescale(pixel_range.rescale, pixel_range.low), vision.HWC2CHW()]  # [0, 255] -> the range
     dataset = dataset.map(scale, input_columns="image", num_parallel_workers=num_parallel_workers)
     return dataset.batch(batch_size, drop_remainder=drop_remainder)
 
