@@ -1,7 +1,8 @@
-"""Execute tutorial.ipynb in place with its committed parameters (a whole quick-mode run), as its
+"""Execute a notebook in place with its committed parameters (a whole quick-mode run), as its
 committed outputs were made:
 
-    python scripts/execute_notebook.py            # about 5 minutes on a 2-core CPU
+    python scripts/execute_notebook.py                       # tutorial.ipynb, about 5 minutes on a 2-core CPU
+    python scripts/execute_notebook.py tutorial_zh.ipynb     # the Chinese one
 
 Sources and text outputs are kept as single strings, as the notebook is committed (nbformat would
 split them into lists of lines, which makes every later diff of the notebook noisy).
@@ -23,8 +24,9 @@ def joined(value):
 
 
 def main():
+    notebook = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else NOTEBOOK
     os.environ.pop("DCGAN_MS_NOTEBOOK_MAX_STEPS", None)  # the whole run
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(notebook, as_version=4)
     start = time.time()
     NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": REPO}}).execute()
     print(f"executed in {time.time() - start:.0f} s", file=sys.stderr)
@@ -36,7 +38,7 @@ def main():
                 output["text"] = joined(output["text"])
             for kind, value in output.get("data", {}).items():
                 output["data"][kind] = joined(value)
-    with open(NOTEBOOK, "w") as f:
+    with open(notebook, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, ensure_ascii=False)
         f.write("\n")
 

@@ -1,25 +1,31 @@
-"""tutorial.ipynb: it runs top to bottom (a short pass of quick mode on the sample data), it shows and runs
-the package's own training loop on the networks it built, and its committed pictures are not collapsed."""
+"""tutorial.ipynb and tutorial_zh.ipynb: each runs top to bottom (a short pass of quick mode on the sample
+data), shows and runs the package's own training loop on the networks it built, and its committed pictures
+are not collapsed; the Chinese one is the English one's code with the Chinese texts."""
 import base64
 import io
+import json
 import os
+import re
+import sys
 
 import nbformat
 import numpy as np
 from nbclient import NotebookClient
+import pytest
 from PIL import Image
 
 from conftest import REPO
 
-NOTEBOOK = os.path.join(REPO, "tutorial.ipynb")
+NOTEBOOKS = [os.path.join(REPO, "tutorial.ipynb"), os.path.join(REPO, "tutorial_zh.ipynb")]
 
 
 def code_cells(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
-def test_tutorial_notebook_executes(tmp_path, monkeypatch):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=os.path.basename)
+def test_tutorial_notebook_executes(tmp_path, monkeypatch, notebook):
+    nb = nbformat.read(notebook, as_version=4)
     params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     assert "QUICK = True" in params.source and 'DATASET = "sample"' in params.source
     # Write the run outside the repository, and train a short pass (the kernel inherits the environment).
@@ -51,12 +57,13 @@ def colourfulness(output, left=0.0, right=1.0):
     return float((drawn.max(axis=1) - drawn.min(axis=1)).mean())
 
 
-def test_committed_outputs_show_varied_avatars():
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=os.path.basename)
+def test_committed_outputs_show_varied_avatars(notebook):
     """The committed run is long enough to show avatars: the pictures after training (the last progress
     grid, the generated images with BatchNorm as in training, the latent walk) are coloured faces, not
     the grey blobs of a collapsed or untrained G. (The first grids and bn="moving" are dark or grey
     by design, so they are left out.)"""
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb = nbformat.read(notebook, as_version=4)
     cells = code_cells(nb)
     checks = [(next(c for c in cells if '"samples"' in c.source), 0.75, 1.0),  # the last of 4 grids
               (next(c for c in cells if "generate(g, z, bn)" in c.source), 0.0, 0.5),  # bn="batch"
@@ -65,3 +72,21 @@ def test_committed_outputs_show_varied_avatars():
         shown = [o for o in cell.outputs if {"image/png", "image/jpeg"} & set(o.get("data", {}))]
         assert shown, f"no picture committed for:\n{cell.source[:200]}"
         assert colourfulness(shown[0], left, right) > 30, f"grey pictures for:\n{cell.source[:200]}"
+
+
+def test_the_chinese_notebook_is_the_english_code_with_the_chinese_texts():
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    import build_zh_notebook as build
+    english, chinese = (json.load(open(path, encoding="utf-8")) for path in NOTEBOOKS)
+    assert [(c["id"], c["source"]) for c in english["cells"] if c["cell_type"] == "code"] == \
+        [(c["id"], c["source"]) for c in chinese["cells"] if c["cell_type"] == "code"]
+    assert not build.differences(build.build(english, build.read_texts(), chinese), chinese), \
+        "tutorial_zh.ipynb is stale: run python scripts/build_zh_notebook.py"
+    for en, zh in zip(english["cells"], chinese["cells"]):
+        if en["cell_type"] == "markdown":
+            assert zh["source"] != en["source"] and re.search(r"[\u4e00-\u9fff]", zh["source"]), en["id"]
+    assert all(c["outputs"] for c in chinese["cells"] if c["cell_type"] == "code" and "show_source" in c["source"]), \
+        "tutorial_zh.ipynb is committed with the outputs of a whole run"
+    edited = json.loads(json.dumps(chinese))
+    next(c for c in edited["cells"] if c["cell_type"] == "code")["source"] += "\n# drifted"
+    assert build.differences(build.build(english, build.read_texts(), edited), edited)  # a drift is caught

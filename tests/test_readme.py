@@ -1,0 +1,25 @@
+"""README.md and README_CN.md: the same commands, each file linking to the other at the top."""
+import os
+import re
+
+from conftest import REPO
+
+
+def commands(name):
+    """The lines of a README's shell code blocks, without their trailing comments."""
+    text = open(os.path.join(REPO, name), encoding="utf-8").read()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    return [re.sub(r"\s+#.*$", "", line).rstrip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_the_chinese_readme_gives_exactly_the_english_commands():
+    english, chinese = commands("README.md"), commands("README_CN.md")
+    assert len(english) >= 15 and chinese == english
+
+
+def test_each_readme_links_to_the_other_in_its_first_lines():
+    english = open(os.path.join(REPO, "README.md"), encoding="utf-8").read().splitlines()[:5]
+    chinese = open(os.path.join(REPO, "README_CN.md"), encoding="utf-8").read().splitlines()[:5]
+    assert any("(README_CN.md)" in line for line in english)
+    assert any("(README.md)" in line for line in chinese)
+    assert sum(1 for _ in open(os.path.join(REPO, "README.md"), encoding="utf-8")) <= 300
