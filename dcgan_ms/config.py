@@ -13,7 +13,6 @@ import time
 from typing import Optional
 
 from .errors import UserError
-from .models import NDF, NGF, NZ
 
 
 def positive(kind):
@@ -97,9 +96,10 @@ class TrainConfig:
     swd_every: int = flag(0, "every this many epochs (and at the end), score G by SWD against --swd_num real images "
                           "(swd.csv, third panel of losses.png); 0: off", group="training", type=int, metavar="EPOCHS")
     swd_num: int = flag(256, "images per set for --swd_every", group="training", type=positive(int))
-    nz: int = flag(NZ, "length of the noise vector z", group="model", defines_run=True, type=positive(int))
-    ngf: int = flag(NGF, "Generator width (feature maps)", group="model", defines_run=True, type=positive(int))
-    ndf: int = flag(NDF, "Discriminator width (feature maps)", group="model", defines_run=True, type=positive(int))
+    # the tutorial's sizes, models.NZ, NGF and NDF (written out: the command line does not import MindSpore)
+    nz: int = flag(100, "length of the noise vector z", group="model", defines_run=True, type=positive(int))
+    ngf: int = flag(64, "Generator width (feature maps)", group="model", defines_run=True, type=positive(int))
+    ndf: int = flag(64, "Discriminator width (feature maps)", group="model", defines_run=True, type=positive(int))
     device_target: str = flag("CPU", "MindSpore backend", group="run", choices=("CPU", "GPU", "Ascend"))
     device_id: Optional[int] = flag(None, "which device of the backend", group="run", type=int)
     mode: str = flag("graph", "graph: the train step compiled with ms.jit; pynative: eager, for debugging", group="run",

@@ -1,4 +1,5 @@
-"""The range images are scaled to, as a named value: Tanh's [-1, 1], or the tutorial's [0, 1].
+"""The range images are scaled to, as a named value: Tanh's [-1, 1], or the tutorial's [0, 1]; and the
+colour transparent pixels are composited over (``parse_colour``).
 
 The Generator ends in Tanh, so its images lie in [-1, 1]. The tutorial scales real images to [0, 1]:
 then the Discriminator tells real from fake by any negative pixel, and the Generator is pushed into
@@ -8,6 +9,9 @@ keeps the tutorial's choice, to measure what it costs.
 import dataclasses
 
 import numpy as np
+from PIL import ImageColor
+
+from .errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,3 +31,13 @@ class PixelRange:
 TANH = PixelRange("-1,1", low=-1.0, rescale=1.0 / 127.5, to_255=127.5)  # ours: the range of the Generator's Tanh
 TUTORIAL = PixelRange("0,1", low=0.0, rescale=1.0 / 255.0, to_255=255.0)  # the tutorial's x / 255
 PIXEL_RANGES = {r.flag: r for r in (TANH, TUTORIAL)}
+
+
+def parse_colour(text):
+    """An (r, g, b) colour from a name ("white"), "#rrggbb" or "rgb(r, g, b)" (``--background``); UserError
+    otherwise."""
+    try:
+        return ImageColor.getrgb(text)[:3]
+    except ValueError:
+        raise UserError(f"--background {text!r} is not a colour: give a name (white, black, gray), "
+                        "#rrggbb or rgb(r, g, b)") from None

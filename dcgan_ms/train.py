@@ -18,8 +18,8 @@ import argparse
 import sys
 
 from .config import FLAGS, TrainConfig
-from .data.dataset import parse_colour
 from .errors import UserError, cli
+from .pixels import parse_colour
 
 
 def build_parser():
@@ -70,8 +70,9 @@ def parse_args(argv=None):
 
 @cli
 def main(argv=None):
+    config = parse_args(argv)  # before MindSpore is imported: a wrong flag is answered at once
     from .training import train
-    if train(parse_args(argv))["interrupted"]:  # Ctrl-C or SIGTERM: everything was saved
+    if train(config)["interrupted"]:  # Ctrl-C or SIGTERM: everything was saved
         sys.exit(130)
 
 

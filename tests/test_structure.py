@@ -73,3 +73,19 @@ def test_a_flag_is_defined_once_on_the_config_and_the_parser_is_built_from_it():
     assert parser_flags == {f.name for f in FLAGS} == set(TrainConfig().flags())
     assert {"seed", "batch_size", "ngf", "instance_noise", "distributed"} <= set(RUN_DEFINING)
     assert not {"epochs", "max_steps", "device_target", "resume", "output_dir"} & set(RUN_DEFINING)
+
+
+def test_the_command_line_parses_its_flags_without_mindspore():
+    """A wrong flag or --help is answered at once: parsing imports nothing of MindSpore (seconds to load)."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom dcgan_ms.train import parse_args\nparse_args(['--dataset', 'sample', '--background', "
+            "'#ff0000'])\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'mindspore'))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_the_configs_default_sizes_are_the_tutorials():
+    from dcgan_ms import models
+    from dcgan_ms.config import TrainConfig
+    assert (TrainConfig().nz, TrainConfig().ngf, TrainConfig().ndf) == (models.NZ, models.NGF, models.NDF)

@@ -18,11 +18,11 @@ import weakref
 import mindspore.dataset as ds
 import mindspore.dataset.vision as vision
 import numpy as np
-from PIL import Image, ImageColor
+from PIL import Image
 
 from ..errors import UserError
 from ..models import IMAGE_SIZE
-from ..pixels import TANH
+from ..pixels import TANH, parse_colour
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 MAY_HAVE_ALPHA = (".png", ".bmp", ".tif", ".tiff")
@@ -71,15 +71,6 @@ def has_alpha(path):
             return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
     except (OSError, ValueError):  # broken: let the decoder name it
         return False
-
-
-def parse_colour(text):
-    """An (r, g, b) colour from a name ("white"), "#rrggbb" or "rgb(r, g, b)"; UserError otherwise."""
-    try:
-        return ImageColor.getrgb(text)[:3]
-    except ValueError:
-        raise UserError(f"--background {text!r} is not a colour: give a name (white, black, gray), "
-                        "#rrggbb or rgb(r, g, b)") from None
 
 
 def composited(path, background):
