@@ -13,6 +13,7 @@ import time
 from typing import Optional
 
 from .errors import UserError
+from .pixels import PIXEL_RANGES
 
 
 def positive(kind):
@@ -131,6 +132,11 @@ class TrainConfig:
             self.output_dir = os.path.dirname(os.path.dirname(os.path.abspath(self.resume)))
         if self.output_dir is None:
             self.output_dir = os.path.join("runs", f"{self.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    @property
+    def pixels(self):
+        """``--pixel_range`` as a ``pixels.PixelRange``."""
+        return PIXEL_RANGES[self.pixel_range]
 
     def flags(self):
         """The flags as a dict (what config.json and resume checkpoints record)."""

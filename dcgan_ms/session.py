@@ -24,7 +24,6 @@ from .config import TrainConfig
 from .errors import UserError
 from .loop import Alone, Position
 from .models import NC
-from .pixels import PIXEL_RANGES
 
 GRID_SIZE = 64  # images in each progress grid (8 x 8)
 
@@ -202,7 +201,7 @@ def build_session(config, state, data_root, *, rank, devices):
             os.remove(old)
     set_seed(config.seed)  # the same on every rank: same initial weights
     data = TrainingData(data_root, batch_size=config.batch_size, num_parallel_workers=config.num_workers,
-                        pixel_range=PIXEL_RANGES[config.pixel_range], background=config.background, seed=config.seed,
+                        pixel_range=config.pixels, background=config.background, seed=config.seed,
                         num_shards=devices if config.distributed else None,
                         shard_id=rank if config.distributed else None)
     steps_per_epoch = data.steps_per_epoch

@@ -17,7 +17,6 @@ from . import resume
 from .errors import UserError
 from .loop import train_loop
 from .noise import StepNoise
-from .pixels import PIXEL_RANGES
 from .session import setup
 
 
@@ -37,7 +36,7 @@ def standard_callbacks(s):
                                             save_minutes=c.save_minutes, write=s.lead, before_save=before_save,
                                             clock=s.agreement.clock)]
     swd = cb.SWDTracker(os.path.join(out, "swd.csv"), s.shown_generator, data_root=s.data_root, every=c.swd_every,
-                        total_steps=s.total_steps, num=c.swd_num, seed=c.seed, pixel_range=PIXEL_RANGES[c.pixel_range],
+                        total_steps=s.total_steps, num=c.swd_num, seed=c.seed, pixel_range=c.pixels,
                         background=c.background, resume_step=resume_step)
     lead_only = [swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
                  cb.ProgressGrids(out, s.shown_generator, s.fixed_noise),
