@@ -1,5 +1,4 @@
 """Pictures of a run: image grids, the loss plot and the progress GIF (Pillow and matplotlib)."""
-import csv
 import math
 
 import numpy as np
@@ -31,16 +30,9 @@ def save_grid(images, path, nrow=None):
     return path
 
 
-def read_log(path):
-    """The per-step log (CSV) as a dict of column -> float array."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return {k: np.array([float(r[k]) for r in rows]) for k in (rows[0] if rows else [])}
-
-
 def plot_losses(log, path, swd_log=None):
-    """G's and D's losses, and D(x) / D(G(z)), against the step; a third panel with the SWD
-    (``swd_log``, from swd.csv) when there is one."""
+    """G's and D's losses, and D(x) / D(G(z)), against the step (``log``: column -> array, as
+    ``History.log()`` gives); a third panel with the SWD (``swd_log``, ``SWDTracker.log()``) when there is one."""
     from matplotlib.figure import Figure  # no pyplot: works headless and leaves a notebook's backend alone
 
     panels = 3 if swd_log else 2
