@@ -155,10 +155,8 @@ def breakdown(size, epochs, data, tmp):
     totals, clock = collections.defaultdict(float), StepClock()
     callbacks = [Timed(c, totals) for c in training.standard_callbacks(s)] + [clock]  # last: see StepClock
     from dcgan_ms.loop import train_loop
-    from dcgan_ms.noise import StepNoise
-    noise = StepNoise(nz=config.nz, seed=config.seed, instance_noise=config.instance_noise,
-                      fade_steps=config.instance_noise_steps)
-    train_loop(s.train_step, s.data, total_steps=s.total_steps, noise=noise, position=s.position, callbacks=callbacks)
+    train_loop(s.train_step, s.data, total_steps=s.total_steps, noise=training.step_noise(s), position=s.position,
+               callbacks=callbacks)
     end = time.perf_counter()
     inside = sum(v for k, v in totals.items() if k.endswith("on_step_end"))
     print(f"{size}, dcgan_ms in one process: {end - started:.1f} s in all")

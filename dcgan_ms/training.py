@@ -51,6 +51,12 @@ def standard_callbacks(s):
     return callbacks + [cb.StopOnSignal()]
 
 
+def step_noise(s):
+    """The noise source of Session ``s``: its rank's z and instance noise, as its config says."""
+    return StepNoise(nz=s.config.nz, seed=s.config.seed, rank=s.rank, instance_noise=s.config.instance_noise,
+                     fade_steps=s.config.instance_noise_steps)
+
+
 def train(config, data_root=None, callbacks=None):
     """Train as ``config`` (a TrainConfig) says, with ``standard_callbacks`` unless ``callbacks`` are
     given. Returns a dict describing what was done ("interrupted": stopped by Ctrl-C or SIGTERM, with
@@ -63,9 +69,7 @@ def train(config, data_root=None, callbacks=None):
                   "--epochs or --max_steps to train it further", file=sys.stderr)
         return outcome(s, None, 0.0)
     started = time.time()
-    noise = StepNoise(nz=s.config.nz, seed=s.config.seed, rank=s.rank, instance_noise=s.config.instance_noise,
-                      fade_steps=s.config.instance_noise_steps)
-    stop = train_loop(s.train_step, s.data, total_steps=s.total_steps, noise=noise, position=s.position,
+    stop = train_loop(s.train_step, s.data, total_steps=s.total_steps, noise=step_noise(s), position=s.position,
                       callbacks=standard_callbacks(s) if callbacks is None else callbacks, agreement=s.agreement)
     if stop is None or stop.reason != "aborted":  # every rank stopped after the same step and saved
         s.agreement.finish()
