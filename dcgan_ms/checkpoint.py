@@ -1,6 +1,6 @@
 """Saving and loading the networks' weights (MindSpore .ckpt files).
 
-``save`` writes atomically (a temporary file, flushed, renamed), so an interrupted save never leaves a
+``save`` writes atomically (a temporary file, on disk, renamed), so an interrupted save never leaves a
 half-written checkpoint under the real name. ``restore`` copies parameters into cells after checking
 every name and shape. Names: the tutorial's ``optimizer.update_parameters_name("optim_g.")`` renames
 the trainable weights the optimizer reaches, so a trained network's file says "optim_g.generator.0.weight"
@@ -8,30 +8,48 @@ where a fresh network says "generator.0.weight"; ``canonical_name`` strips the p
 ``mindspore.load_checkpoint(path, net)`` does. ``load_generator`` builds a Generator of the size the
 checkpoint holds (ours or the tutorial's own), so the user need not remember nz and ngf.
 """
+import contextlib
+import logging
 import os
 
 import mindspore as ms
 
+from . import files
 from .errors import UserError, first_line
 from .layers import choose_layers
 from .models import NC, Discriminator, Generator
 
 
 def save(net, path, **kwargs):
-    """Save ``net``'s parameters (or a list of {"name", "data"} dicts) to ``path`` atomically;
-    ``kwargs`` go to ``mindspore.save_checkpoint`` (append_dict, crc_check)."""
+    """Save ``net``'s parameters (or a list of {"name", "data"} dicts) to ``path`` atomically (``files.py``);
+    ``kwargs`` go to ``mindspore.save_checkpoint`` (append_dict, crc_check). A failed save leaves no
+    temporary file and says why."""
     tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp.ckpt")
     try:
-        ms.save_checkpoint(net, tmp, **kwargs)
-        with open(tmp, "rb+") as f:  # on disk before it takes the real name, even if the power fails
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with mindspore_logs_silenced():  # its CRITICAL line on failure would stand before ours
+            ms.save_checkpoint(net, tmp, **kwargs)
+        files.finish_file(tmp, path)
     except (OSError, RuntimeError) as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise UserError(f"could not write checkpoint {path} ({e}): check that the folder is writable "
-                        "and the disk is not full") from None
+        files.remove_quietly(tmp, os.path.splitext(tmp)[0] + ".tmp")  # ours, and MindSpore's own
+        raise UserError(f"could not write checkpoint {path}: {files.why_not_written(e)}") from None
     return path
+
+
+@contextlib.contextmanager
+def mindspore_logs_silenced():
+    """Mute MindSpore's Python log (its logger is internal: if that changes, nothing is muted)."""
+    try:
+        from mindspore.log import _get_logger
+        logger = _get_logger()
+        level = logger.level
+    except (ImportError, AttributeError):
+        yield
+        return
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def canonical_name(name):

@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from .errors import UserError, cli, first_line
+from .files import user_file_mode
 
 
 def export_generator(generator, path, file_format="MINDIR", batch_size=64):
@@ -33,6 +34,7 @@ def export_generator(generator, path, file_format="MINDIR", batch_size=64):
     written = (base if ext.lower() == wanted else path) + wanted
     if not os.path.isfile(written):
         raise UserError(f"MindSpore did not write {written}: see its messages above")
+    os.chmod(written, user_file_mode())  # MindSpore writes it read-only (0400): the user's, as their other files
     if file_format == "ONNX":
         _fix_onnx_conv_transpose(written)
     return written
@@ -51,7 +53,6 @@ def _fix_onnx_conv_transpose(path):
             if attr.name == "output_shape" and len(attr.ints) == 4:
                 node.attribute[i].CopyFrom(helper.make_attribute("output_shape", list(attr.ints[2:])))
     onnx.checker.check_model(model)
-    os.chmod(path, 0o644)  # MindSpore writes exported files read-only
     onnx.save(model, path)
 
 

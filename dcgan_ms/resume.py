@@ -8,9 +8,7 @@ Randomness needs no saved state: each epoch's order and each step's noise are fu
 (``checkpoint.save``); ``save_state`` keeps the newest ``keep``; ``latest_state`` returns the newest that
 reads back whole, naming each damaged one it skips.
 """
-import contextlib
 import json
-import logging
 import os
 import re
 
@@ -61,23 +59,6 @@ def save_state(output_dir, cells, fixed_noise, keep, **scalars_and_json):
     return path
 
 
-@contextlib.contextmanager
-def _mindspore_logs_silenced():
-    """Mute MindSpore's Python log (its logger is internal: if that changes, nothing is muted)."""
-    try:
-        from mindspore.log import _get_logger
-        logger = _get_logger()
-        level = logger.level
-    except (ImportError, AttributeError):
-        yield
-        return
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def read_state(path):
     """The checkpoint at ``path`` as a dict: "params" (name -> Parameter), "fixed_noise" (array),
     and the scalars and JSON values saved with it. UserError if it is missing, damaged or not one."""
@@ -85,7 +66,7 @@ def read_state(path):
         raise UserError(f"resume checkpoint {path} does not exist: pass --resume alone for the newest one in "
                         "--output_dir, or a checkpoints/step_*.ckpt file")
     try:
-        with _mindspore_logs_silenced():  # it logs an ERROR line of its own before raising
+        with checkpoint.mindspore_logs_silenced():  # it logs an ERROR line of its own before raising
             params = ms.load_checkpoint(path, crc_check=True)
     except Exception as e:  # ValueError / RuntimeError for a damaged or foreign file
         raise UserError(f"resume checkpoint {path} is damaged or truncated ({first_line(e)})") from None

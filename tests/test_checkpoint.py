@@ -1,4 +1,10 @@
-"""Checkpoints: exact round trip, the tutorial's own checkpoints, and clear errors."""
+"""Checkpoints: exact round trip, the tutorial's own checkpoints, clear errors, and saving as an ordinary user."""
+import errno
+import os
+import stat
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import mindspore as ms
@@ -6,7 +12,7 @@ import mindspore.ops as ops
 from mindspore import nn
 from mindspore.common.initializer import Normal
 
-from dcgan_ms import checkpoint
+from dcgan_ms import checkpoint, files
 from dcgan_ms.errors import UserError
 from dcgan_ms.images import generate
 from dcgan_ms.models import Discriminator, Generator
@@ -170,3 +176,75 @@ def test_wrong_size_and_wrong_file_are_clear_errors(tutorial_checkpoints, tmp_pa
         checkpoint.load_generator(str(tmp_path / "junk.ckpt"))
     with pytest.raises(UserError, match="does not exist"):
         checkpoint.load_generator(str(tmp_path / "missing.ckpt"))
+
+
+# ---- Saving as an ordinary user: the owner's file, on disk, and a failure that says why ---------------
+def small_net():
+    return [{"name": "w", "data": ms.Tensor(np.arange(1000, dtype=np.float32))}]
+
+
+def test_a_saved_checkpoint_is_on_disk_and_stays_its_owners_to_rewrite(tmp_path, monkeypatch):
+    """MindSpore leaves what it writes read-only (0400); a run rewrites generator.ckpt every epoch, so the
+    file gets the mode of the user's other files; the file and then its folder entry are fsynced."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    path = tmp_path / "generator.ckpt"
+    for _ in range(2):  # the second save replaces the first
+        checkpoint.save(small_net(), str(path))
+    assert stat.S_IMODE(os.stat(path).st_mode) == files.user_file_mode() == 0o666 & ~current_umask()
+    assert os.stat(path).st_mode & stat.S_IWUSR
+    with open(path, "r+b"):  # what failed for every ordinary user
+        pass
+    assert synced[:2] == [str(tmp_path / ".generator.ckpt.tmp.ckpt"), str(tmp_path)]
+    assert sorted(os.listdir(tmp_path)) == ["generator.ckpt"]
+    np.testing.assert_array_equal(ms.load_checkpoint(str(path))["w"].asnumpy(), np.arange(1000))
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+SAVE_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+import mindspore as ms, numpy as np
+from dcgan_ms import checkpoint, files
+from dcgan_ms.errors import UserError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+try:
+    checkpoint.save([{"name": "w", "data": ms.Tensor(np.zeros(10000, np.float32))}], sys.argv[1])
+except UserError as e:
+    print(e)
+"""
+
+
+def test_a_save_that_fails_leaves_no_temporary_file_and_names_the_cause(tmp_path):
+    """A write cut short (here by a file size limit, as by a full disk) leaves neither our temporary file
+    nor MindSpore's own (``.tmp``), and says what stopped it, not a guess."""
+    proc = subprocess.run([sys.executable, "-c", SAVE_UNDER_A_FILE_SIZE_LIMIT, str(tmp_path / "g.ckpt")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stdout.strip() == f"could not write checkpoint {tmp_path / 'g.ckpt'}: the file is larger than " \
+                                  "this process may write (ulimit -f)", proc.stdout + proc.stderr
+    assert "CRITICAL" not in proc.stderr  # MindSpore's own line before ours is muted
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_folder_the_user_cannot_write_is_named_as_such(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders: run the suite as an ordinary user (CI does)")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(UserError, match=r"^could not write checkpoint .*locked/g\.ckpt: permission denied: choose a "
+                                        r"folder you can write$"):
+        checkpoint.save(small_net(), str(locked / "g.ckpt"))
+
+
+@pytest.mark.parametrize("number, cause", [(errno.ENOSPC, "the disk is full: free some space"),
+                                           (errno.EROFS, "the file system is read-only: choose a folder on a "
+                                                         "writable disk"),
+                                           (errno.EIO, "[Errno 5] Input/output error")])
+def test_the_cause_of_a_failed_write_comes_from_its_error_number(number, cause):
+    assert files.why_not_written(OSError(number, os.strerror(number))) == cause

@@ -1,13 +1,14 @@
 """evaluate, interpolation and export from the command line, on a trained checkpoint."""
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
 import mindspore as ms
 
 from conftest import run_cli
-from dcgan_ms import checkpoint
+from dcgan_ms import checkpoint, files
 from dcgan_ms.errors import UserError
 from dcgan_ms.export import export_generator, load_mindir
 from dcgan_ms.images import interpolate
@@ -23,6 +24,12 @@ def test_mindir_export_reloads_and_matches_the_cell(tiny_run, tmp_path):
     g.set_train(False)
     z = np.random.default_rng(0).standard_normal((8, g.nz, 1, 1)).astype(np.float32)
     np.testing.assert_allclose(graph(ms.Tensor(z)).asnumpy(), g(ms.Tensor(z)).asnumpy(), atol=1e-5)
+    # MindSpore writes it read-only: it gets the user's file mode, and exporting again replaces it.
+    assert stat.S_IMODE(os.stat(tmp_path / "g.mindir").st_mode) == files.user_file_mode()
+    before = os.stat(tmp_path / "g.mindir").st_mtime_ns
+    export_generator(checkpoint.load_generator(os.path.join(out, "generator.ckpt"), conv="builtin"),
+                     str(tmp_path / "g.mindir"), batch_size=8)
+    assert os.stat(tmp_path / "g.mindir").st_mtime_ns != before
 
 
 def test_onnx_export_runs_in_onnxruntime(tiny_run, tmp_path):
