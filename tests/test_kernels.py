@@ -3,13 +3,14 @@ goes with them. Their mathematics is tested in test_models.py."""
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import sys
 
 import mindspore as ms
 import pytest
 
-from conftest import REPO, run_cli
+from conftest import run_cli
 from dcgan_ms import kernels
 from dcgan_ms.kernels import library as library
 from dcgan_ms.kernels import choice
@@ -91,7 +92,7 @@ def blocking_run_after_set_device(value):
     if value is not None:
         env["MS_DEV_HOST_BLOCKING_RUN"] = value
     code = "import os; from dcgan_ms.runtime import set_device; set_device('CPU'); print(os.environ['MS_DEV_HOST_BLOCKING_RUN'])"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 
@@ -154,7 +155,7 @@ def onednn_isa_of_a_training_run(tmp_path, flat_images, conv, env=None):
     proc = subprocess.run([sys.executable, "-m", "dcgan_ms.train", "--data_root", flat_images, "--batch_size", "8",
                            "--ngf", "4", "--ndf", "4", "--nz", "8", "--max_steps", "1", "--conv", conv,
                            "--output_dir", str(tmp_path / f"{conv}-{len(os.listdir(tmp_path))}"), "--no_progress"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     isa = [line.split("isa:", 1)[1] for line in proc.stdout.splitlines() if ",cpu,isa:" in line]
     return isa[0] if isa else None
@@ -181,3 +182,100 @@ def test_the_fallback_says_what_it_costs_on_this_cpu(monkeypatch):
     assert "steps take tens of times as long; unset it" in kernels.builtin_cost("ALL")
     assert "with ONEDNN_MAX_CPU_ISA=unset" not in kernels.builtin_cost("AVX512_CORE")
     assert kernels.builtin_cost("AVX2").endswith(f"expect steps about {kernels.BUILTIN_SLOWDOWN} as long")
+
+
+# ---- The kernel cache loads only what this user built -------------------------------------------------
+def test_the_cache_folder_is_made_private(fresh_build):
+    lib = kernels.build()
+    assert stat.S_IMODE(os.stat(lib.parent).st_mode) == 0o700
+    assert not os.stat(lib).st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def test_a_cache_others_can_write_is_not_loaded_and_the_kernels_are_built_privately(fresh_build, capsys):
+    cache = fresh_build / "cache"
+    shared = kernels.build()
+    library._build_once.cache_clear()
+    cache.chmod(0o777)  # a shared folder: anyone could have put a library there
+    lib = kernels.build()
+    assert lib != shared and lib.parent != cache and stat.S_IMODE(os.stat(lib.parent).st_mode) == 0o700
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"note: not using the kernel cache {cache} (group or others may write it " \
+                                    "(mode 777))" in err and "set DCGAN_MS_CACHE" in err
+
+
+def test_a_library_that_is_a_link_or_writable_by_others_is_rebuilt_not_loaded(fresh_build, tmp_path):
+    lib = kernels.build()
+    elsewhere = tmp_path / "elsewhere.so"
+    shutil.move(lib, elsewhere)
+    os.symlink(elsewhere, lib)
+    library._build_once.cache_clear()
+    assert kernels.build() == lib and not os.path.islink(lib)
+    lib.chmod(0o777)
+    inode = os.stat(lib).st_ino
+    library._build_once.cache_clear()
+    assert kernels.build() == lib and os.stat(lib).st_ino != inode and not os.stat(lib).st_mode & stat.S_IWOTH
+
+
+def fake_compiler(folder, version_line, compile_command='exec g++ "$@"'):
+    """A C++ compiler on PATH as ``fake-c++``: says ``version_line`` to --version, else runs ``compile_command``."""
+    folder.mkdir(exist_ok=True)
+    script = folder / "fake-c++"
+    script.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then {version_line}; exit 0; fi\n{compile_command}\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_an_upgraded_compiler_rebuilds(fresh_build, monkeypatch):
+    monkeypatch.setenv("PATH", str(fresh_build / "bin") + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("CXX", "fake-c++")
+    fake_compiler(fresh_build / "bin", "echo 'fake-c++ 12.2.0'")
+    before = kernels.build()
+    fake_compiler(fresh_build / "bin", "echo 'fake-c++ 13.1.0'")
+    library._build_once.cache_clear()
+    assert kernels.build() != before
+
+
+@pytest.mark.parametrize("version_line, compile_command, says", [
+    ("sleep 60", "", "did not answer --version in 1 s"),
+    ("echo 'fake-c++ 1'", "sleep 60", "compiling the kernels took over 1 s: the compiler seems to hang"),
+])
+def test_a_compiler_that_hangs_falls_back_with_one_line(fresh_build, monkeypatch, capsys, version_line,
+                                                        compile_command, says):
+    monkeypatch.setenv("PATH", str(fresh_build / "bin") + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("CXX", "fake-c++")
+    monkeypatch.setattr(library, "VERSION_TIMEOUT", 1)
+    monkeypatch.setattr(library, "COMPILE_TIMEOUT", 1)
+    fake_compiler(fresh_build / "bin", version_line, compile_command)
+    assert kernels.use_compiled("auto") is False
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and "built-in convolutions" in err, err
+
+
+def test_a_compiler_that_cannot_start_falls_back(fresh_build, monkeypatch):
+    (fresh_build / "bin").mkdir()
+    broken = fresh_build / "bin" / "fake-c++"
+    broken.write_text("#!/no/such/interpreter\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fresh_build / "bin") + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("CXX", "fake-c++")
+    with pytest.raises(kernels.Unavailable, match=r"the C\+\+ compiler .*fake-c\+\+ cannot start"):
+        kernels.build()
+
+
+def test_mindspores_aot_white_list_is_honoured_and_set_while_an_operator_is_made(fresh_build, monkeypatch, tmp_path):
+    monkeypatch.setenv(library.WHITE_LIST, str(tmp_path / "somewhere-else"))
+    with pytest.raises(kernels.Unavailable, match=r"outside MS_CUSTOM_AOT_WHITE_LIST=.*somewhere-else\): set "
+                                                  r"DCGAN_MS_CACHE to a folder of yours inside"):
+        kernels.build()
+    monkeypatch.delenv(library.WHITE_LIST)
+    library._build_once.cache_clear()
+    seen = {}
+    real_custom = library.ops.Custom
+
+    def custom(*args, **kwargs):
+        seen["white_list"] = os.environ.get(library.WHITE_LIST)
+        return real_custom(*args, **kwargs)
+
+    monkeypatch.setattr(library.ops, "Custom", custom)
+    kernels.leaky_relu_operator()
+    assert seen["white_list"] == str(fresh_build / "cache") and library.WHITE_LIST not in os.environ

@@ -2,26 +2,39 @@
 
 The library is compiled once with the system's C++ compiler (``$CXX``, default g++), linked against the
 libdnnl inside MindSpore for its matrix product, and cached in ``$DCGAN_MS_CACHE`` (default
-``~/.cache/dcgan_ms``) under a hash of the sources, compiler, flags, MindSpore and CPU architecture, so
-editing a source or upgrading MindSpore rebuilds it and one home folder can serve x86 and ARM machines.
+``~/.cache/dcgan_ms``, made private) under a hash of the sources, the compiler (its resolved path and
+version), flags, MindSpore and CPU architecture, so editing a source or upgrading either rebuilds it.
+Only a folder and library this user owns and nobody else can write are loaded; otherwise the kernels
+are built in a private temporary folder for this process, with one line saying why.
 """
+import atexit
+import contextlib
 import hashlib
 import os
 import platform
 import shutil
+import signal
+import stat
 import subprocess
+import sys
 import tempfile
+import time
 from functools import lru_cache
 from pathlib import Path
 
 import mindspore as ms
 from mindspore import ops
 
+from .. import files
+
 HERE = Path(__file__).parent
 SOURCES = tuple(HERE / f"{name}.cc" for name in ("conv", "leaky_relu", "batch_norm", "normal"))
 HEADER = HERE / "common.h"
 FLAGS = ["-O3", "-std=c++14", "-fPIC", "-pthread", "-ffp-contract=off"]  # no fused multiply-adds:
 # the kernels must round as MindSpore's separate Mul and Add kernels do
+VERSION_TIMEOUT = 30  # seconds for `compiler --version`
+COMPILE_TIMEOUT = 600  # seconds for the whole build (about 10 s on two cores)
+WHITE_LIST = "MS_CUSTOM_AOT_WHITE_LIST"  # MindSpore loads "aot" libraries only from under this folder
 
 
 class Unavailable(Exception):
@@ -52,45 +65,126 @@ def _build_once():
 
 def _build():
     compiler = os.environ.get("CXX", "g++")
-    if not shutil.which(compiler):
+    found = shutil.which(compiler)
+    if not found:
         raise Unavailable(f"no C++ compiler ({compiler}) on PATH")
+    compiler_path = os.path.realpath(found)
     ms_lib = Path(ms.__file__).parent / "lib"
     if not (ms_lib / "libdnnl.so.3").exists():
         raise Unavailable(f"this MindSpore has no {ms_lib / 'libdnnl.so.3'} to take the matrix product from")
     texts = [path.read_bytes() for path in (*SOURCES, HEADER) if path.exists()]
-    key = hashlib.sha256(b"\0".join([*texts, compiler.encode(), " ".join(FLAGS).encode(), str(ms_lib).encode(),
-                                     ms.__version__.encode(), platform.machine().encode()])).hexdigest()[:16]
-    lib = cache_dir() / f"kernels-{key}.so"
-    if lib.exists():
+    key = hashlib.sha256(b"\0".join([*texts, compiler_path.encode(), compiler_version(compiler_path).encode(),
+                                     " ".join(FLAGS).encode(), str(ms_lib).encode(), ms.__version__.encode(),
+                                     platform.machine().encode()])).hexdigest()[:16]
+    folder = library_folder()
+    lib = folder / f"kernels-{key}.so"
+    if lib.exists() and not untrusted(lib, plain_file=True):
         return lib
     try:
-        lib.parent.mkdir(parents=True, exist_ok=True)
-        work = tempfile.mkdtemp(dir=lib.parent)  # then rename: parallel workers may build too
+        work = tempfile.mkdtemp(dir=folder)  # then rename: parallel workers may build too
     except OSError as e:
-        raise Unavailable(f"cannot write to the cache {lib.parent} ({e.strerror}); set DCGAN_MS_CACHE") from None
+        raise Unavailable(f"cannot write to the kernel cache {folder} ({e.strerror}); set DCGAN_MS_CACHE") from None
     try:
-        _compile(compiler, ms_lib, os.path.join(work, "kernels.so"))
-        os.replace(os.path.join(work, "kernels.so"), lib)
+        _compile(compiler_path, ms_lib, os.path.join(work, "kernels.so"))
+        files.finish_file(os.path.join(work, "kernels.so"), lib, mode=0o755)
+    except OSError as e:
+        raise Unavailable(f"cannot write the kernels into {folder} ({files.why_not_written(e)})") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return lib
 
 
+def compiler_version(compiler_path):
+    """The first line of ``compiler --version``: part of the cache key, so an upgraded compiler rebuilds."""
+    try:
+        proc = subprocess.run([compiler_path, "--version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise Unavailable(f"the C++ compiler {compiler_path} did not answer --version in {VERSION_TIMEOUT} s") from None
+    except OSError as e:
+        raise Unavailable(f"the C++ compiler {compiler_path} cannot start ({e.strerror})") from None
+    if proc.returncode:
+        raise Unavailable(f"the C++ compiler {compiler_path} --version failed (status {proc.returncode})")
+    return (proc.stdout.strip().splitlines() or [""])[0]
+
+
+def untrusted(path, *, plain_file=False):
+    """Why ``path`` may not be loaded from, or None: another user owns it, or group or others can write
+    it; with ``plain_file``, also a link or anything but a file."""
+    try:
+        info = os.lstat(path) if plain_file else os.stat(path)
+    except OSError as e:
+        return f"cannot read it ({e.strerror})"
+    if plain_file and not stat.S_ISREG(info.st_mode):
+        return "it is not a plain file"
+    if info.st_uid != os.geteuid():
+        return f"user {info.st_uid} owns it, not you ({os.geteuid()})"
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"group or others may write it (mode {stat.S_IMODE(info.st_mode):o})"
+    return None
+
+
+def library_folder():
+    """The cache folder (made private, 0700) when it can be trusted; else, with one line saying why, a
+    private temporary folder that lasts as long as this process."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        why = untrusted(folder)
+    except OSError as e:
+        why = f"cannot create it ({e.strerror})"
+    white_list = os.environ.get(WHITE_LIST)
+    if why is None and white_list and not is_within(folder, white_list):
+        why = f"it is outside {WHITE_LIST}={white_list}"
+    if why is None:
+        return folder
+    if white_list:  # MindSpore would refuse a temporary folder too
+        raise Unavailable(f"the kernel cache {folder} cannot be used ({why}): set DCGAN_MS_CACHE to a folder of "
+                          f"yours inside {white_list}")
+    private = Path(tempfile.mkdtemp(prefix="dcgan_ms-kernels-"))
+    atexit.register(shutil.rmtree, private, True)
+    print(f"note: not using the kernel cache {folder} ({why}): building the kernels in {private} for this run; "
+          "set DCGAN_MS_CACHE to a folder of your own to keep them", file=sys.stderr)
+    return private
+
+
+def is_within(path, folder):
+    """Whether ``path`` is ``folder`` or below it, after resolving links (as MindSpore checks)."""
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
 def _compile(compiler, ms_lib, out):
-    """Compile the sources side by side (one process each), then link them with MindSpore's libdnnl."""
+    """Compile the sources side by side (one process each), then link them with MindSpore's libdnnl;
+    all within COMPILE_TIMEOUT seconds."""
     objects = [f"{out}.{source.stem}.o" for source in SOURCES]
-    compiles = [subprocess.Popen([compiler, *FLAGS, "-c", str(source), "-o", obj], stderr=subprocess.PIPE, text=True)
-                for source, obj in zip(SOURCES, objects)]
-    errors = [proc.communicate()[1] for proc in compiles]
+    deadline = time.monotonic() + COMPILE_TIMEOUT
+    compiles = [subprocess.Popen([compiler, *FLAGS, "-c", str(source), "-o", obj], stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True) for source, obj in zip(SOURCES, objects)]
+    errors = [_finish(proc, deadline, compiles) for proc in compiles]
     failed = [err for proc, err in zip(compiles, errors) if proc.returncode]
     if not failed:
-        link = subprocess.run([compiler, "-shared", "-pthread", *objects, "-o", out, f"-L{ms_lib}", "-l:libdnnl.so.3",
-                               f"-Wl,-rpath,{ms_lib}"], capture_output=True, text=True)
-        failed = [link.stderr] if link.returncode else []
+        link = subprocess.Popen([compiler, "-shared", "-pthread", *objects, "-o", out, f"-L{ms_lib}",
+                                 "-l:libdnnl.so.3", f"-Wl,-rpath,{ms_lib}"], stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        error = _finish(link, deadline, [link])
+        failed = [error] if link.returncode else []
     if failed:
         first = next((line for line in failed[0].splitlines() if "error" in line), failed[0].strip()[:200])
         source = next((s.name for s in SOURCES if s.name in first), "the kernels")
         raise Unavailable(f"compiling {source} failed: {first}")
+
+
+def _finish(proc, deadline, group):
+    """``proc``'s standard error once it ends; if the deadline passes first, every process of ``group``
+    and what they started (each leads a session of its own) is killed and the build is Unavailable."""
+    try:
+        return proc.communicate(timeout=max(0.0, deadline - time.monotonic()))[1]
+    except subprocess.TimeoutExpired:
+        for other in group:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(other.pid, signal.SIGKILL)
+            other.communicate()
+        raise Unavailable(f"compiling the kernels took over {COMPILE_TIMEOUT} s: the compiler seems to hang") from None
 
 
 def same_as_first(first, *_):
@@ -99,5 +193,15 @@ def same_as_first(first, *_):
 
 
 def operator(name, *, out_shape, out_dtype=same_as_first, bprop=None):
-    """The library's function ``name`` as a MindSpore "aot" custom operator (builds the library)."""
-    return ops.Custom(f"{build()}:{name}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot", bprop=bprop)
+    """The library's function ``name`` as a MindSpore "aot" custom operator (builds the library). Unless
+    the user set MS_CUSTOM_AOT_WHITE_LIST, it is set to the library's folder while MindSpore checks the
+    path, so that MindSpore itself refuses a library that a link has moved elsewhere."""
+    lib = build()
+    unset = WHITE_LIST not in os.environ
+    if unset:
+        os.environ[WHITE_LIST] = str(lib.parent)
+    try:
+        return ops.Custom(f"{lib}:{name}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot", bprop=bprop)
+    finally:
+        if unset:
+            del os.environ[WHITE_LIST]
