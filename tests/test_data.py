@@ -2,6 +2,7 @@ import hashlib
 import os
 import random
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -201,3 +202,42 @@ def test_grayscale_alpha_palette_and_odd_sizes_just_work(tmp_path):
     x, _ = first_batch(str(tmp_path), 6)
     assert x.shape == (6, 3, 64, 64) and x.dtype == np.float32
     assert x.min() >= -1 - 1e-6 and x.max() <= 1 + 1e-6
+
+
+HOLD_A_FOLDER = """
+import sys, time
+from dcgan_ms.data.image_files import ImageFiles
+files = ImageFiles([sys.argv[1]], [0])
+print(files.root, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_image_folders_of_killed_runs_are_removed_and_live_ones_kept(tmp_path, monkeypatch):
+    """A killed run cannot remove its temporary folder of links; the next run of the same user does, and
+    leaves alone the folder of a run still alive (it holds its lock)."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    from dcgan_ms.data import image_files
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    image = os.path.join(SAMPLE_DIR, "0.jpg")
+    runs = [subprocess.Popen([sys.executable, "-c", HOLD_A_FOLDER, image], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    try:
+        killed, alive = (run.stdout.readline().strip() for run in runs)
+        runs[0].send_signal(signal.SIGKILL)
+        runs[0].wait()
+        old_unlocked = tmp_path / f"{image_files.FOLDER_PREFIX}old"  # from before the lock, or never locked
+        old_unlocked.mkdir()
+        os.utime(old_unlocked, (time.time() - 7200, time.time() - 7200))
+        new_unlocked = tmp_path / f"{image_files.FOLDER_PREFIX}new"  # a run between making it and locking it
+        new_unlocked.mkdir()
+        assert os.path.isdir(killed) and os.path.isdir(alive)
+        mine = image_files.ImageFiles([image], [0])  # a new run cleans up first
+        assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in (alive, mine.root, new_unlocked))
+    finally:
+        runs[1].kill()
+        runs[1].wait()

@@ -2,31 +2,27 @@
 
     image files -> Decode -> Resize(64) -> CenterCrop(64) -> scale (``pixels.py``) -> HWC2CHW -> shuffle -> batch
 
-``find_images`` lists the images at any depth; ``ImageFiles`` lays them out as links in one temporary
-folder, so that MindSpore's C++ reader and decoder do the work in its worker threads; images with
-transparency are composited over ``--background`` first. A set that fits in ``in_memory_bytes()`` is
+``find_images`` lists the images at any depth; ``ImageFiles`` (``image_files.py``) lays them out as
+links in one temporary folder, so that MindSpore's C++ reader and decoder do the work in its worker
+threads; images with transparency are composited over ``--background`` first. A set that fits in ``in_memory_bytes()`` is
 decoded once and kept as one array. ``training_data.TrainingData`` owns the result and gives its
 batches epoch by epoch; docs/design.md says why each step is as it is.
 """
+import filecmp
+import glob
 import os
 import re
-import shutil
 import sys
-import tempfile
-import weakref
 
 import mindspore.dataset as ds
 import mindspore.dataset.vision as vision
 import numpy as np
-from PIL import Image
 
 from ..errors import UserError
 from ..models import IMAGE_SIZE
-from ..pixels import TANH, parse_colour
+from ..pixels import TANH
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
-MAY_HAVE_ALPHA = (".png", ".bmp", ".tif", ".tiff")
-BACKGROUND = "white"
 
 
 def _walk(root):
@@ -60,60 +56,6 @@ def find_images(root):
         raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {root} or its subfolders: "
                         "point --data_root at a folder of images")
     return images
-
-
-def has_alpha(path):
-    """Whether the image at ``path`` has transparent pixels to composite (reads the header only)."""
-    if not path.lower().endswith(MAY_HAVE_ALPHA):
-        return False
-    try:
-        with Image.open(path) as im:
-            return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    except (OSError, ValueError):  # broken: let the decoder name it
-        return False
-
-
-def composited(path, background):
-    """The image at ``path`` as RGB, its transparent pixels composited over ``background`` (r, g, b)."""
-    with Image.open(path) as im:
-        rgba = im.convert("RGBA")
-    flat = Image.new("RGB", rgba.size, background)
-    flat.paste(rgba, mask=rgba.getchannel("A"))
-    return flat
-
-
-def link(target, name):
-    """A hard link (read as fast as the file itself), or a symbolic one where a hard link cannot be
-    made (another file system, or a file the user does not own under protected_hardlinks)."""
-    try:
-        os.link(target, name)
-    except OSError:
-        os.symlink(target, name)
-
-
-class ImageFiles:
-    """The chosen images laid out for ``ImageFolderDataset``: a temporary folder ``images/`` holding one
-    link per image (``link``), named by its index in ``paths`` (so MindSpore's C++ reader and decoder do the work,
-    in its worker threads, and its error naming a file can be mapped back), or, for an image with
-    transparency, a PNG copy composited over ``background``. The folder is removed with this object."""
-
-    def __init__(self, paths, indices, background=BACKGROUND):
-        self.paths, self.indices, background = paths, list(indices), parse_colour(background)
-        self.root = tempfile.mkdtemp(prefix="dcgan_ms-images-")
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self.root, True)
-        folder = os.path.join(self.root, "images")
-        os.mkdir(folder)
-        for i in indices:
-            ext = os.path.splitext(paths[i])[1].lower()
-            if has_alpha(paths[i]):
-                composited(paths[i], background).save(os.path.join(folder, f"{i:08d}.png"), compress_level=1)
-            else:
-                link(os.path.realpath(paths[i]), os.path.join(folder, f"{i:08d}{ext}"))
-
-    def original(self, path):
-        """The image file behind a path in the folder (as MindSpore names it in an error)."""
-        name = os.path.splitext(os.path.basename(path))[0]
-        return self.paths[int(name)] if path.startswith(self.root) and name.isdigit() else path
 
 
 def shard_indices(num_images, num_shards, shard_id, seed):
@@ -188,6 +130,17 @@ def decode_all(files, fit, num_parallel_workers):
         raise UserError(f"{message}: remove or replace that file and run again") from None
 
 
+def remove_decoder_copy(broken):
+    """MindSpore's decoder copies an image it cannot decode to ./abnormal_image.<ext> in the working
+    folder (the user's, perhaps a checkout): remove that copy, and only a byte-for-byte copy of ``broken``."""
+    for copy in glob.glob("abnormal_image.*"):
+        try:
+            if filecmp.cmp(copy, broken, shallow=False):
+                os.remove(copy)
+        except OSError:  # unreadable, or not ours to remove: leave it
+            pass
+
+
 def data_error(error, files):
     """One line naming the broken image (mapped back through ``files``, an ImageFiles), if ``error`` is
     MindSpore's data pipeline failing on one (or saying what failed, if it failed otherwise); None for
@@ -195,7 +148,9 @@ def data_error(error, files):
     text = str(error)
     match = re.search(r"Invalid image, (.+?) decode failed", text)
     if match:
-        return f"cannot decode image {files.original(match.group(1))} (truncated, empty or not an image)"
+        broken = files.original(match.group(1))
+        remove_decoder_copy(broken)
+        return f"cannot decode image {broken} (truncated, empty or not an image)"
     if "Dataset Pipeline Error Message" in text or "dataset pipeline" in text.lower():
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("-")]
         return f"the data pipeline failed ({lines[-1][:200] if lines else 'no message'})"

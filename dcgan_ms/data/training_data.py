@@ -12,7 +12,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..pixels import TANH
-from .dataset import BACKGROUND, ImageFiles, data_error, find_images, image_pipeline, shard_indices
+from .dataset import data_error, find_images, image_pipeline, shard_indices
+from .image_files import BACKGROUND, ImageFiles
 
 
 class DataError(UserError):
