@@ -2,7 +2,7 @@
 ``bench_train.py`` times whole runs against. Benchmark-only (torch, from benchmarks/requirements.txt).
 
     python benchmarks/torch_train.py --data_root data/sample/faces --batch_size 32 --ngf 16 --ndf 16 \
-        --epochs 26 --instance_noise 0.1 --output_dir /tmp/torch_run
+        --epochs 26 --instance_noise 0.1 --output_dir runs/torch_run
 
 What it does, as a PyTorch user would write it (pytorch/examples' dcgan, images decoded once into
 memory as a small data set allows): read every image under --data_root with Pillow, resize the short

@@ -6,13 +6,14 @@
 # Environment (multi-node): NODES (default 1), NODE_RANK (this node, 0..NODES-1, default 0),
 # MASTER_ADDR (address of node 0; required when NODES > 1), MASTER_PORT (default 8118),
 # LOG_DIR (msrun's per-worker logs, default runs/msrun_logs). Run the same command on every node.
+# Relative paths (LOG_DIR, --output_dir, --data_root, --resume) are taken from the folder it is run in.
 # --batch_size is per device: the global batch is batch_size x DEVICES_PER_NODE x NODES.
 #
 # Ctrl-C (or SIGTERM to this script): the workers finish their step, save and exit; this script
 # exits 130. A second Ctrl-C aborts at once (msrun kills the workers; the last checkpoint is kept).
 # msrun alone would kill the workers at the first Ctrl-C, losing what was done since the last save.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+train_py="$(cd "$(dirname "$0")/.." && pwd)/dcgan_ms/train.py"
 if [ $# -lt 1 ] || ! [[ "$1" =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: scripts/run_distributed.sh DEVICES_PER_NODE [dcgan_ms.train flags...]" >&2
   exit 2
@@ -33,11 +34,17 @@ if ! command -v msrun >/dev/null; then
   exit 2
 fi
 
+logs=${LOG_DIR:-runs/msrun_logs}
+if ! mkdir -p -m 700 "$logs" 2>/dev/null || ! [ -w "$logs" ]; then
+  echo "error: cannot write msrun's logs into $logs: run from a folder of yours, or set LOG_DIR to one" >&2
+  exit 2
+fi
+
 # msrun in a session of its own: the terminal's Ctrl-C reaches this script, which passes it on.
 setsid msrun --worker_num=$((per_node * nodes)) --local_worker_num="$per_node" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${MASTER_PORT:-8118}" --node_rank="${NODE_RANK:-0}" \
-  --log_dir="${LOG_DIR:-runs/msrun_logs}" --join=True \
-  dcgan_ms/train.py --distributed "$@" &
+  --log_dir="$logs" --join=True \
+  "$train_py" --distributed "$@" &
 msrun_pid=$!
 
 workers() {  # msrun's children that train (not its scheduler): MS_ROLE=MS_WORKER in their environment
@@ -70,7 +77,6 @@ while true; do
   status=$?
   kill -0 "$msrun_pid" 2>/dev/null || break  # wait returned for a signal: msrun still runs
 done
-logs=${LOG_DIR:-runs/msrun_logs}
 if [ "$interrupts" -eq 1 ]; then
   echo "interrupted: the workers stopped together and saved (see $logs/worker_0.log); run the same command" \
        "with --resume to continue" >&2

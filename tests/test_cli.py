@@ -82,6 +82,33 @@ def test_faces_zip_put_by_hand_is_unpacked(tmp_path, flat_images):
     assert len(os.listdir(root / "faces")) == 8
 
 
+def test_faces_where_the_user_cannot_write_say_where_else_they_may_go(tmp_path):
+    """A checkout the user cannot write (a teacher's, read-only) has no room for data/faces: the error says
+    to pass --data_root, for the download and for a faces.zip put there by hand."""
+    import zipfile
+    from dcgan_ms.data import prepare_faces
+    from dcgan_ms.errors import UserError
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the folder would go: as unwritable for root as for anyone")
+    where_else = r"pass --data_root DIR, a folder of yours, with --dataset faces, to download faces\.zip there"
+    with pytest.raises(UserError, match=rf"^cannot write the faces into {re.escape(str(blocker))}/faces \(.*\): "
+                                        rf"{where_else}"):
+        prepare_faces(str(blocker / "faces"), url="https://127.0.0.1:9/faces.zip")
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders: the permission cases need an ordinary user (CI is one)")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    with pytest.raises(UserError, match=rf"^cannot write the faces into .*locked \(permission denied: .*\): {where_else}"):
+        prepare_faces(str(locked), url="https://127.0.0.1:9/faces.zip")
+    locked.chmod(0o700)
+    with zipfile.ZipFile(locked / "faces.zip", "w") as z:  # put there by hand, by someone who could
+        z.writestr("faces/0.jpg", b"")
+    locked.chmod(0o500)
+    with pytest.raises(UserError, match=rf"^cannot write the faces into .*locked \(permission denied: .*\): {where_else}"):
+        prepare_faces(str(locked))
+
+
 def test_bad_flags_exit_nonzero_with_one_message():
     for args, message in ((["--batch_size", "0"], "--batch_size: must be greater than 0"),
                           (["--epochs", "-1"], "--epochs: must be greater than 0"),
@@ -132,13 +159,17 @@ def broken_copy(tmp_path, flat_images):
 def test_broken_image_stops_with_its_name(tmp_path, flat_images):
     """A set small enough to keep in memory is decoded before training: the broken image is named then."""
     root = broken_copy(tmp_path, flat_images)
+    here = tmp_path / "cwd"  # the folder the user runs from: MindSpore's decoder copies the image into it
+    here.mkdir()
+    (here / "abnormal_image.png").write_bytes(b"the user's own file, not a copy of the broken image")
     proc = run_cli("dcgan_ms.train", "--data_root", str(root), "--batch_size", "4", "--ngf", "4", "--ndf", "4",
-                   "--epochs", "2", "--output_dir", str(tmp_path / "run"), "--no_progress")
+                   "--epochs", "2", "--output_dir", str(tmp_path / "run"), "--no_progress", cwd=here)
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert re.match(rf"error: cannot decode image {re.escape(str(root))}/[01]\.jpg \(truncated, empty or not an "
                     r"image\): remove or replace that file and run again$", last), last
     assert "Traceback" not in proc.stderr
+    assert os.listdir(here) == ["abnormal_image.png"]  # the decoder's copy is removed, the user's file kept
 
 
 def test_broken_image_met_while_streaming_stops_training_resumably(tmp_path, flat_images, monkeypatch):
@@ -209,13 +240,28 @@ def test_the_launcher_refuses_several_nodes_without_a_master_address(tmp_path):
     import subprocess
     from conftest import REPO
     env = {k: v for k, v in os.environ.items() if k != "MASTER_ADDR"}
-    proc = subprocess.run(["bash", "scripts/run_distributed.sh", "8", "--dataset", "sample"], cwd=REPO,
+    proc = subprocess.run(["bash", os.path.join(REPO, "scripts", "run_distributed.sh"), "8", "--dataset", "sample"],
                           env={**env, "NODES": "2"}, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: NODES=2 needs MASTER_ADDR, the address of node 0 that every node can reach"
-    proc = subprocess.run(["bash", "scripts/run_distributed.sh", "8", "--dataset", "sample"], cwd=REPO,
+    proc = subprocess.run(["bash", os.path.join(REPO, "scripts", "run_distributed.sh"), "8", "--dataset", "sample"],
                           env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: msrun not found: activate the virtual")
+
+
+def test_the_launcher_takes_paths_from_the_callers_folder_and_says_when_it_cannot_write_its_logs(tmp_path):
+    """run_distributed.sh no longer runs in the checkout (which the user may not be able to write): its
+    default LOG_DIR, runs/msrun_logs, is in the folder it is run from."""
+    import subprocess
+    import sys
+    from conftest import REPO
+    (tmp_path / "runs").write_text("a file where the folder would go")
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    env.pop("LOG_DIR", None)
+    proc = subprocess.run(["bash", os.path.join(REPO, "scripts", "run_distributed.sh"), "2", "--dataset", "sample"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.strip() == "error: cannot write msrun's logs into runs/msrun_logs: " \
+                                                          "run from a folder of yours, or set LOG_DIR to one"
 
 
 def test_output_to_a_file_gets_plain_progress_lines_not_bar_redraws(tmp_path, flat_images):
@@ -262,14 +308,13 @@ def test_ranks_starting_at_once_check_the_output_folder_without_tripping_on_each
     import subprocess
     import sys
     import time
-    from conftest import REPO
     folder, go = tmp_path / "run", tmp_path / "go"
     check = ("import os, sys, time; from dcgan_ms.session import prepare_output\n"
              "open(sys.argv[1] + '.ready', 'w').close()\n"
              "while not os.path.exists(sys.argv[2]): time.sleep(0.01)\n"
              "end = time.time() + 2\n"
              "while time.time() < end: prepare_output(sys.argv[3])\n")
-    ranks = [subprocess.Popen([sys.executable, "-c", check, str(tmp_path / f"rank{r}"), str(go), str(folder)], cwd=REPO,
+    ranks = [subprocess.Popen([sys.executable, "-c", check, str(tmp_path / f"rank{r}"), str(go), str(folder)],
                               stderr=subprocess.PIPE, text=True) for r in range(4)]
     while not all((tmp_path / f"rank{r}.ready").exists() or ranks[r].poll() is not None for r in range(4)):
         time.sleep(0.05)

@@ -2,13 +2,16 @@
 
 faces.zip (70,171 anime faces, 96x96 JPEG, about 250 MB) is fetched with the ``download``
 package from the tutorial's URL and unpacked into ``data/faces`` (giving ``data/faces/faces/*.jpg``).
-Offline, download it by hand and put it at ``data/faces/faces.zip``: it is unpacked on the next run.
+Offline, download it by hand and put it at ``data/faces/faces.zip``: it is unpacked on the next run. In a
+checkout the user cannot write, ``--data_root`` names another folder for both.
 The environment variable DCGAN_MS_FACES_URL replaces the URL (a mirror, or a test server).
 """
+import errno
 import os
 import zipfile
 
 from ..errors import UserError, first_line
+from ..files import why_not_written
 from .dataset import find_images
 
 FACES_URL = "https://download.mindspore.cn/dataset/Faces/faces.zip"
@@ -35,6 +38,14 @@ def _unzip(zip_path, root):
     except zipfile.BadZipFile as e:
         raise UserError(f"{zip_path} is incomplete or corrupt ({e}), perhaps a partial download: "
                         "delete it and download it again") from None
+    except OSError as e:
+        raise _not_writable(root, e) from None
+
+
+def _not_writable(root, error):
+    """The UserError for a faces folder this user cannot write (a shared or read-only checkout)."""
+    return UserError(f"cannot write the faces into {root} ({why_not_written(error)}): pass --data_root DIR, a "
+                     "folder of yours, with --dataset faces, to download faces.zip there (or put it there by hand)")
 
 
 def prepare_faces(root=FACES_DIR, url=None):
@@ -48,6 +59,11 @@ def prepare_faces(root=FACES_DIR, url=None):
     url = url or os.environ.get("DCGAN_MS_FACES_URL", FACES_URL)
     try:
         os.makedirs(root, exist_ok=True)
+        if not os.access(root, os.W_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", root)
+    except OSError as e:
+        raise _not_writable(root, e) from None
+    try:
         from download import download
         download(url, root, kind="zip", replace=True, timeout=30.0)
     except Exception as e:  # offline, refused, not found, interrupted, disk full...
