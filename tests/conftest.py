@@ -3,11 +3,26 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+# The suite's working folder: what MindSpore or a command writes into the current folder lands here, not in
+# the checkout (which may be read-only: CI tests a copy its account cannot write); its own kernel cache,
+# not the user's ~/.cache; subprocesses find the package through PYTHONPATH, as from any folder.
+WORK = tempfile.mkdtemp(prefix="dcgan_ms-tests-")
+os.environ["DCGAN_MS_CACHE"] = os.path.join(WORK, "kernel-cache")
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+
+
+def pytest_configure(config):
+    os.chdir(WORK)  # here, once pytest has found the tests (testpaths are read from the folder it started in)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(WORK, ignore_errors=True)
 
 from dcgan_ms.data import SAMPLE_DIR  # noqa: E402
 from dcgan_ms.runtime import ONEDNN_LIMITS  # noqa: E402
@@ -38,10 +53,11 @@ def onednn_limit_stays_in_its_test():
             os.environ[name] = value
 
 
-def run_cli(*args, env=None, timeout=600):
-    """Run ``python -m <args>`` from the repo root, as a user would; return the CompletedProcess."""
+def run_cli(*args, env=None, timeout=600, cwd=WORK):
+    """Run ``python -m <args>`` from ``cwd`` (the suite's working folder), as a user would; return the
+    CompletedProcess."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=full_env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -73,7 +73,7 @@ def launch(flags, logs, expect=0, while_running=None):
     port = free_port()
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
            "MASTER_PORT": str(port), "LOG_DIR": str(logs)}
-    proc = subprocess.Popen(["bash", "scripts/run_distributed.sh", "2", *flags], cwd=REPO, env=env,
+    proc = subprocess.Popen(["bash", os.path.join(REPO, "scripts", "run_distributed.sh"), "2", *flags], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         if while_running:

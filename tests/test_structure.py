@@ -81,7 +81,7 @@ def test_the_command_line_parses_its_flags_without_mindspore():
     import sys
     code = ("import sys\nfrom dcgan_ms.train import parse_args\nparse_args(['--dataset', 'sample', '--background', "
             "'#ff0000'])\nprint(sorted(m for m in sys.modules if m.split('.')[0] == 'mindspore'))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
 
 
