@@ -10,11 +10,13 @@ ONNX wants (H, W), which onnxruntime refuses, so we rewrite that attribute with 
 """
 import argparse
 import os
+import shutil
+import tempfile
 
 import numpy as np
 
 from .errors import UserError, cli, first_line
-from .files import user_file_mode
+from .files import finish_file, why_not_written
 
 
 def export_generator(generator, path, file_format="MINDIR", batch_size=64):
@@ -30,13 +32,28 @@ def export_generator(generator, path, file_format="MINDIR", batch_size=64):
     z = ms.Tensor(np.zeros((batch_size, generator.nz, 1, 1), np.float32))
     base, ext = os.path.splitext(path)
     wanted = {"MINDIR": ".mindir", "ONNX": ".onnx"}[file_format]
-    ms.export(generator, z, file_name=base if ext.lower() == wanted else path, file_format=file_format)
     written = (base if ext.lower() == wanted else path) + wanted
-    if not os.path.isfile(written):
-        raise UserError(f"MindSpore did not write {written}: see its messages above")
-    os.chmod(written, user_file_mode())  # MindSpore writes it read-only (0400): the user's, as their other files
-    if file_format == "ONNX":
-        _fix_onnx_conv_transpose(written)
+    # MindSpore chmods what it exports into (the folder to 0700 for ONNX, an existing file before it
+    # replaces it), which fails in a shared folder the user does not own: it writes into a private
+    # folder beside the target, and the file is then moved into place with the user's file mode.
+    folder = os.path.dirname(os.path.abspath(written))
+    try:
+        os.makedirs(folder, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".export-", dir=folder)
+    except OSError as e:
+        raise UserError(f"could not write {written}: {why_not_written(e)}") from None
+    try:
+        ms.export(generator, z, file_name=os.path.join(work, "generator"), file_format=file_format)
+        exported = os.path.join(work, "generator" + wanted)
+        if not os.path.isfile(exported):
+            raise UserError(f"MindSpore did not write {written}: see its messages above")
+        if file_format == "ONNX":
+            _fix_onnx_conv_transpose(exported)
+        finish_file(exported, written)
+    except OSError as e:
+        raise UserError(f"could not write {written}: {why_not_written(e)}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return written
 
 
@@ -53,6 +70,7 @@ def _fix_onnx_conv_transpose(path):
             if attr.name == "output_shape" and len(attr.ints) == 4:
                 node.attribute[i].CopyFrom(helper.make_attribute("output_shape", list(attr.ints[2:])))
     onnx.checker.check_model(model)
+    os.chmod(path, 0o600)  # MindSpore writes it read-only
     onnx.save(model, path)
 
 

@@ -35,8 +35,13 @@ def test_mindir_export_reloads_and_matches_the_cell(tiny_run, tmp_path):
 def test_onnx_export_runs_in_onnxruntime(tiny_run, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in requirements-test.txt")
     ckpt = os.path.join(tiny_run[0], "generator.ckpt")
-    path = export_generator(checkpoint.load_generator(ckpt, conv="builtin"), str(tmp_path / "g.onnx"), "ONNX",
+    shared = tmp_path / "shared"  # a class's folder: MindSpore alone would make it 0700, or fail in it
+    shared.mkdir()
+    shared.chmod(0o775)
+    path = export_generator(checkpoint.load_generator(ckpt, conv="builtin"), str(shared / "g.onnx"), "ONNX",
                             batch_size=4)
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o775 and os.listdir(shared) == ["g.onnx"]
+    assert stat.S_IMODE(os.stat(path).st_mode) == files.user_file_mode()
     session = ort.InferenceSession(path)
     g = checkpoint.load_generator(ckpt)  # the compiled CPU kernels where they build: the same images
     z = np.random.default_rng(1).standard_normal((4, g.nz, 1, 1)).astype(np.float32)
