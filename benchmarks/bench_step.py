@@ -61,34 +61,22 @@ def machine():
             f"MS_DEV_HOST_BLOCKING_RUN={os.environ.get('MS_DEV_HOST_BLOCKING_RUN', 'unset')}; {kernels}")
 
 
-def as_tutorial_layers(generator, discriminator):
-    """Put MindSpore's own layers back where dcgan_ms computes a faster form (same weights), so that
-    what the forms save is measured in the same run."""
-    from mindspore import nn
-    from dcgan_ms.layers import LeakyReLU, WholeKernelConv2d, WholeKernelConv2dTranspose
-    for layers in (generator.generator, discriminator.discriminator):
-        for i, layer in enumerate(layers):
-            if isinstance(layer, (WholeKernelConv2d, WholeKernelConv2dTranspose)):
-                plain_cls = nn.Conv2d if isinstance(layer, WholeKernelConv2d) else nn.Conv2dTranspose
-                plain = plain_cls(layer.in_channels, layer.out_channels, layer.kernel_size, 1, "valid")
-                plain.weight.set_data(layer.weight.data.copy())
-            elif isinstance(layer, LeakyReLU):
-                plain = nn.LeakyReLU(layer.alpha)
-            else:
-                continue
-            layers[i] = plain
-
-
-def mindspore_step(args, conv="auto", tutorial_layers=False):
+def mindspore_step(args, conv="auto"):
+    """dcgan_ms's train step on networks rewritten for ``conv`` (``layers.speed_up``); with ``conv=None``
+    the tutorial's networks as built (MindSpore's own layers throughout), so that what the faster forms
+    save is measured in the same run."""
     import mindspore as ms
-    from dcgan_ms.layers import choose_layers
+    from dcgan_ms import kernels
+    from dcgan_ms.layers import speed_up
     from dcgan_ms.models import Discriminator, Generator
     from dcgan_ms.step import make_optimizers, make_train_step
     ms.set_seed(0)
-    layers = choose_layers(conv)
-    g, d = Generator(args.nz, args.ngf, layers=layers), Discriminator(args.ndf, layers=layers)
-    if tutorial_layers:
-        as_tutorial_layers(g, d)
+    g, d = Generator(args.nz, args.ngf), Discriminator(args.ndf)
+    if conv is None:
+        kernels.use_compiled("builtin")  # oneDNN limited to AVX2, as for every run on MindSpore's convolutions
+    else:
+        speed_up(g, conv)
+        speed_up(d, conv)
     g.set_train()
     d.set_train()
     step = make_train_step(g, d, *make_optimizers(g, d))
@@ -121,7 +109,7 @@ def bench_steps(args):
     if kernels.use_compiled("auto") and not args.no_builtin:
         steps["MindSpore, dcgan_ms with MindSpore's convolutions (graph mode)"] = mindspore_step(args, "builtin")
     if args.tutorial_layers:
-        steps["MindSpore, the tutorial's layers (graph mode)"] = mindspore_step(args, "builtin", tutorial_layers=True)
+        steps["MindSpore, the tutorial's layers (graph mode)"] = mindspore_step(args, None)
     steps["PyTorch (eager)"] = torch_step(args)
     for _ in range(args.warmup):
         for step in steps.values():

@@ -1,6 +1,6 @@
 """dcgan_ms: the MindSpore DCGAN tutorial ("Generating anime avatars with DCGAN") as a package.
 
-    models.py, layers.py   Generator, Discriminator, and the faster layers they are built from
+    models.py, layers.py   Generator, Discriminator (the tutorial's); speed_up, the faster layers' rewrite
     data/                  the image pipeline and TrainingData, the faces download, the sample drawer
     step.py, loop.py       train_step (generator_forward, discriminator_forward); train_loop
     noise.py, callbacks/   each step's noise; what happens around the loop (logs, checkpoints, pictures)

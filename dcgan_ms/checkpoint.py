@@ -16,7 +16,7 @@ import mindspore as ms
 
 from . import files
 from .errors import UserError, first_line
-from .layers import choose_layers
+from .layers import speed_up
 from .models import NC, Discriminator, Generator
 
 
@@ -102,21 +102,28 @@ def load_into(net, params, path):
 
 def load_generator(path, nz=None, ngf=None, conv="auto"):
     """A Generator with the weights of checkpoint ``path``; nz/ngf default to the checkpoint's own.
-    ``conv``: which layers it computes with (``layers.choose_layers``); any reads any checkpoint."""
+    ``conv``: which faster layers it computes with (``layers.speed_up``; None: the tutorial's own layers,
+    as export wants them); any reads any checkpoint."""
     params = read(path)
     first = params.get("generator.0.weight")
     if first is None or len(first.shape) != 4:
         raise UserError(f"{path} is not a Generator checkpoint: it has no parameter generator.0.weight "
                         "(did you pass discriminator.ckpt?)")
     ckpt_nz, ckpt_ngf = first.shape[0], first.shape[1] // 8
-    return load_into(Generator(nz or ckpt_nz, ngf or ckpt_ngf, NC, layers=choose_layers(conv)), params, path)
+    return load_into(rewritten(Generator(nz or ckpt_nz, ngf or ckpt_ngf, NC), conv), params, path)
 
 
 def load_discriminator(path, ndf=None, conv="auto"):
-    """A Discriminator with the weights of checkpoint ``path``; ndf defaults to the checkpoint's own."""
+    """A Discriminator with the weights of checkpoint ``path``; ndf defaults to the checkpoint's own;
+    ``conv`` as for ``load_generator``."""
     params = read(path)
     first = params.get("discriminator.0.weight")
     if first is None or len(first.shape) != 4:
         raise UserError(f"{path} is not a Discriminator checkpoint: it has no parameter "
                         "discriminator.0.weight")
-    return load_into(Discriminator(ndf or first.shape[0], NC, layers=choose_layers(conv)), params, path)
+    return load_into(rewritten(Discriminator(ndf or first.shape[0], NC), conv), params, path)
+
+
+def rewritten(net, conv):
+    """``net`` with the faster layers for ``conv`` (``layers.speed_up``), or as built when ``conv`` is None."""
+    return net if conv is None else speed_up(net, conv)

@@ -48,6 +48,7 @@ def main(argv=None):
     from . import checkpoint
     from .data import FACES_DIR, SAMPLE_DIR, prepare_faces
     from .images import generated_images, real_images
+    from .layers import speed_up
     from .models import Generator
     from .pixels import PIXEL_RANGES
     from .swd import diversity, swd
@@ -62,7 +63,7 @@ def main(argv=None):
             background = trained.get("background", background)
     else:
         ms.set_seed(args.seed)
-        generator = Generator(args.nz, args.ngf)
+        generator = speed_up(Generator(args.nz, args.ngf))
     data_root = args.data_root or (SAMPLE_DIR if args.dataset == "sample" else prepare_faces(FACES_DIR))
     real = real_images(data_root, args.num, args.seed, background)
     fake = generated_images(generator, args.num, seed=args.seed, bn=args.bn, pixel_range=PIXEL_RANGES[pixel_range])

@@ -21,13 +21,13 @@ from .files import finish_file, why_not_written
 
 def export_generator(generator, path, file_format="MINDIR", batch_size=64):
     """Export ``generator`` in inference mode; returns the path of the file written. It must compute
-    with MindSpore's own layers (``conv="builtin"``): the compiled CPU kernels are a library on this
-    machine, which neither a MINDIR nor an ONNX file can carry."""
+    with MindSpore's own layers (as built, not rewritten by ``layers.speed_up`` for the compiled CPU
+    kernels, which are a library on this machine that neither a MINDIR nor an ONNX file can carry)."""
     import mindspore as ms
 
     if any(getattr(cell, "use_cpu_kernel", False) for _, cell in generator.cells_and_names()):
         raise UserError("this Generator computes with dcgan_ms's compiled CPU kernels, which cannot be exported: "
-                        "load it with conv='builtin' (checkpoint.load_generator(path, conv='builtin'))")
+                        "load it as built (checkpoint.load_generator(path, conv=None))")
     generator.set_train(False)
     z = ms.Tensor(np.zeros((batch_size, generator.nz, 1, 1), np.float32))
     base, ext = os.path.splitext(path)
@@ -98,7 +98,7 @@ def main(argv=None):
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be at least 1, got {args.batch_size}")
     from . import checkpoint
-    generator = checkpoint.load_generator(args.ckpt, conv="builtin")
+    generator = checkpoint.load_generator(args.ckpt, conv=None)  # the tutorial's layers, as built
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.ckpt)),
                                    "generator" + (".mindir" if args.format == "MINDIR" else ".onnx"))
     try:

@@ -1,18 +1,16 @@
-"""The layers the networks are built from: MindSpore's, in faster forms of the same mathematics.
+"""Faster forms of the tutorial's layers, and ``speed_up``, which rewrites a built network with them.
 
-Each keeps the weights, shapes and parameter names of the MindSpore layer it replaces, so checkpoints
-are interchangeable, and gives its results to float rounding (``tests/test_models.py``). The two
-whole-kernel layers are matrix products on every device; the others use the compiled CPU kernels
-(``kernels/``) when ``Layers(compiled=True)``, MindSpore's own kernels otherwise. ``choose_layers``
-makes that choice once, from ``--conv`` and the device; docs/speed.md has the timings.
+Each form keeps the weights, shapes and parameter names of the MindSpore layer it replaces and gives
+its results to float rounding (``tests/test_models.py``). ``speed_up`` swaps them in after a network
+is built, keeping every Parameter object, so checkpoints and optimizers see no difference: the two
+whole-kernel layers become matrix products on every device; on CPU, with the compiled kernels
+(``kernels/``, ``--conv``), the strided convolutions and LeakyReLU run them, and BatchNorm with its
+activation becomes one kernel each way. docs/speed.md has the timings.
 """
-from functools import lru_cache
-
 import numpy as np
 from mindspore import Tensor, nn, ops
 
 from . import kernels
-from .runtime import current_device
 
 
 class LeakyReLU(nn.Cell):
@@ -39,8 +37,8 @@ class BatchNormActivation(nn.BatchNorm2d):
     on x86_64), moving statistics included. Same parameters as ``nn.BatchNorm2d``. Out of training mode:
     MindSpore's BatchNorm, then the activation."""
 
-    def __init__(self, num_features, alpha, gamma_init="ones"):
-        super().__init__(num_features, gamma_init=gamma_init)
+    def __init__(self, num_features, alpha, *, eps=1e-5, momentum=0.9, gamma_init="ones"):
+        super().__init__(num_features, eps=eps, momentum=momentum, gamma_init=gamma_init)
         self.activation = nn.ReLU() if alpha == 0 else LeakyReLU(alpha, compiled=True)
         self.kernel = kernels.batch_norm_operator()
         self.params = Tensor(np.array([self.eps, self.momentum, alpha, 1 - alpha], np.float32))
@@ -114,44 +112,58 @@ class WholeKernelConv2dTranspose(nn.Conv2dTranspose):
         return out.reshape(x.shape[0], cout, kh, kw)
 
 
-class Layers:
-    """Makers of the networks' layers, all computed by the compiled CPU kernels (``compiled=True``) or
-    none. With them, BatchNorm and its activation are one layer and an ``nn.Identity`` holds the
-    activation's place, so that the layers keep their numbers and the parameters their names."""
-
-    def __init__(self, compiled):
-        self.compiled = compiled
-
-    def conv(self, in_channels, out_channels, weight_init):
-        return StridedConv2d(in_channels, out_channels, weight_init=weight_init, compiled=self.compiled)
-
-    def conv_transpose(self, in_channels, out_channels, weight_init):
-        return StridedConv2dTranspose(in_channels, out_channels, weight_init=weight_init, compiled=self.compiled)
-
-    def leaky_relu(self, alpha=0.2):
-        return LeakyReLU(alpha, self.compiled)
-
-    def batch_norm_relu(self, channels, gamma_init):
-        """BatchNorm2d, then ReLU: two layers."""
-        return self.batch_norm_leaky_relu(channels, gamma_init, alpha=0.0)
-
-    def batch_norm_leaky_relu(self, channels, gamma_init, alpha=0.2):
-        """BatchNorm2d, then LeakyReLU(alpha) (ReLU when alpha is 0): two layers."""
-        if self.compiled:
-            return [BatchNormActivation(channels, alpha, gamma_init=gamma_init), nn.Identity()]
-        return [nn.BatchNorm2d(channels, gamma_init=gamma_init), nn.ReLU() if alpha == 0 else LeakyReLU(alpha)]
+def speed_up(net, conv="auto"):
+    """Rewrite ``net`` (a built Generator or Discriminator) in place with the faster forms, on the
+    current device and for ``conv`` ("auto", "compiled" or "builtin", ``kernels.choice``); returns it.
+    Every Parameter (object, name, value) stays, so the optimizers, checkpoints and the tutorial's own
+    .ckpt files work unchanged. Layers already rewritten, or of another shape, are left as they are."""
+    compiled = kernels.use_compiled(conv)
+    for _, cell in list(net.cells_and_names()):
+        if isinstance(cell, nn.SequentialCell):
+            _rewrite(cell, compiled)
+    return net
 
 
-def choose_layers(conv="auto"):
-    """The Layers for ``conv`` ("auto", "compiled" or "builtin", ``kernels.choice``) on the current device."""
-    return Layers(compiled=kernels.use_compiled(conv))
+def _rewrite(layers, compiled):
+    """Replace the tutorial's layers of one SequentialCell by their faster forms (see ``faster_form``);
+    with ``compiled``, a BatchNorm and the activation after it become one ``BatchNormActivation``, an
+    ``nn.Identity`` keeping the activation's place so that the layers keep their numbers."""
+    cells = list(layers)
+    for i, layer in enumerate(cells):
+        after = cells[i + 1] if i + 1 < len(cells) else None
+        if compiled and type(layer) is nn.BatchNorm2d and type(after) in (nn.ReLU, nn.LeakyReLU):
+            fused = BatchNormActivation(layer.num_features, after.alpha if type(after) is nn.LeakyReLU else 0.0,
+                                        eps=layer.eps, momentum=1.0 - layer.momentum)  # it keeps 1 - momentum
+            layers[i] = with_parameters_of(layer, fused, "gamma", "beta", "moving_mean", "moving_variance")
+            layers[i + 1] = cells[i + 1] = nn.Identity()
+            continue
+        faster = faster_form(layer, first=i == 0, last=i == len(cells) - 1, compiled=compiled)
+        if faster is not None:
+            layers[i] = faster
 
 
-@lru_cache(maxsize=None)
-def _default_layers(device):
-    return choose_layers("auto")
+def faster_form(layer, *, first, last, compiled):
+    """The faster form of one of the tutorial's layers, holding its Parameters; None to keep it."""
+    if type(layer) is nn.LeakyReLU:
+        return LeakyReLU(layer.alpha, compiled)
+    if type(layer) not in (nn.Conv2d, nn.Conv2dTranspose) or layer.has_bias or layer.group != 1 or \
+            layer.dilation != (1, 1) or layer.kernel_size != (4, 4):
+        return None
+    transpose = type(layer) is nn.Conv2dTranspose
+    sizes = (layer.in_channels, layer.out_channels)
+    if layer.stride == (1, 1) and layer.pad_mode == "valid" and (first if transpose else last):
+        # G's first layer (a 1x1 input) and D's last (a 4x4 one): the kernel covers the whole input
+        faster = (WholeKernelConv2dTranspose if transpose else WholeKernelConv2d)(*sizes, 4, weight_init="zeros")
+    elif layer.stride == (2, 2) and layer.pad_mode == "pad" and layer.padding == 1:
+        faster = (StridedConv2dTranspose if transpose else StridedConv2d)(*sizes, weight_init="zeros",
+                                                                        compiled=compiled)
+    else:
+        return None
+    return with_parameters_of(layer, faster, "weight")
 
 
-def default_layers():
-    """``choose_layers("auto")`` on the current device, decided once per device in a process."""
-    return _default_layers(current_device())
+def with_parameters_of(layer, faster, *names):
+    """``faster`` holding ``layer``'s Parameter objects ``names`` in place of its own."""
+    for name in names:
+        setattr(faster, name, getattr(layer, name))
+    return faster

@@ -1,16 +1,14 @@
 """The DCGAN Generator and Discriminator of the MindSpore tutorial (Radford et al. 2016), for 64x64 RGB.
 
-The layers sit in a SequentialCell named ``generator`` / ``discriminator``, as in the tutorial, so the
-parameter names ("generator.0.weight", "discriminator.3.gamma", ...) are the tutorial's and its
-checkpoints load here. One fix: the tutorial sizes the Discriminator's BatchNorm with ``ngf``; we use
-``ndf`` (the same shapes when both are 64). Each layer comes from ``layers.Layers``: MindSpore's layer
-in a faster form, with the same weights and results; which form is chosen once, outside the networks
-(``layers.choose_layers``, from ``--conv``).
+The tutorial's code, with MindSpore's own layers in its order and with its arguments: the layers sit
+in a SequentialCell named ``generator`` / ``discriminator``, so the parameter names
+("generator.0.weight", "discriminator.3.gamma", ...) are the tutorial's and its checkpoints load here.
+One fix: the tutorial sizes the Discriminator's BatchNorm with ``ngf``; we use ``ndf`` (the same
+shapes when both are 64). Training swaps some layers for faster forms of the same mathematics after
+the networks are built (``layers.speed_up``); these classes stay what a learner reads and copies.
 """
 from mindspore import nn
 from mindspore.common.initializer import Normal
-
-from .layers import WholeKernelConv2d, WholeKernelConv2dTranspose, default_layers
 
 NZ, NGF, NDF, NC = 100, 64, 64, 3  # the tutorial's sizes
 IMAGE_SIZE = 64
@@ -27,23 +25,25 @@ def gamma_init():
 
 
 class Generator(nn.Cell):
-    """Maps noise z of shape (N, nz, 1, 1) to images (N, nc, 64, 64) in [-1, 1].
-    ``layers``: a ``layers.Layers`` (default: ``layers.default_layers()``)."""
+    """Maps noise z of shape (N, nz, 1, 1) to images (N, nc, 64, 64) in [-1, 1]."""
 
-    def __init__(self, nz=NZ, ngf=NGF, nc=NC, *, layers=None):
+    def __init__(self, nz=NZ, ngf=NGF, nc=NC):
         super().__init__()
         self.nz = nz
-        make = layers or default_layers()
         self.generator = nn.SequentialCell(
-            WholeKernelConv2dTranspose(nz, ngf * 8, 4, weight_init=weight_init()),  # 1x1 -> 4x4
-            *make.batch_norm_relu(ngf * 8, gamma_init()),
-            make.conv_transpose(ngf * 8, ngf * 4, weight_init()),  # 8x8
-            *make.batch_norm_relu(ngf * 4, gamma_init()),
-            make.conv_transpose(ngf * 4, ngf * 2, weight_init()),  # 16x16
-            *make.batch_norm_relu(ngf * 2, gamma_init()),
-            make.conv_transpose(ngf * 2, ngf, weight_init()),  # 32x32
-            *make.batch_norm_relu(ngf, gamma_init()),
-            make.conv_transpose(ngf, nc, weight_init()),  # 64x64
+            nn.Conv2dTranspose(nz, ngf * 8, 4, 1, "valid", weight_init=weight_init()),  # 1x1 -> 4x4
+            nn.BatchNorm2d(ngf * 8, gamma_init=gamma_init()),
+            nn.ReLU(),
+            nn.Conv2dTranspose(ngf * 8, ngf * 4, 4, 2, "pad", 1, weight_init=weight_init()),  # 8x8
+            nn.BatchNorm2d(ngf * 4, gamma_init=gamma_init()),
+            nn.ReLU(),
+            nn.Conv2dTranspose(ngf * 4, ngf * 2, 4, 2, "pad", 1, weight_init=weight_init()),  # 16x16
+            nn.BatchNorm2d(ngf * 2, gamma_init=gamma_init()),
+            nn.ReLU(),
+            nn.Conv2dTranspose(ngf * 2, ngf, 4, 2, "pad", 1, weight_init=weight_init()),  # 32x32
+            nn.BatchNorm2d(ngf, gamma_init=gamma_init()),
+            nn.ReLU(),
+            nn.Conv2dTranspose(ngf, nc, 4, 2, "pad", 1, weight_init=weight_init()),  # 64x64
             nn.Tanh(),
         )
 
@@ -52,22 +52,23 @@ class Generator(nn.Cell):
 
 
 class Discriminator(nn.Cell):
-    """Maps images (N, nc, 64, 64) to the probability (N, 1) that each one is real.
-    ``layers``: a ``layers.Layers`` (default: ``layers.default_layers()``)."""
+    """Maps images (N, nc, 64, 64) to the probability (N, 1) that each one is real."""
 
-    def __init__(self, ndf=NDF, nc=NC, *, layers=None):
+    def __init__(self, ndf=NDF, nc=NC):
         super().__init__()
-        make = layers or default_layers()
         self.discriminator = nn.SequentialCell(
-            make.conv(nc, ndf, weight_init()),  # 64x64 -> 32x32
-            make.leaky_relu(0.2),
-            make.conv(ndf, ndf * 2, weight_init()),  # 16x16
-            *make.batch_norm_leaky_relu(ndf * 2, gamma_init(), alpha=0.2),
-            make.conv(ndf * 2, ndf * 4, weight_init()),  # 8x8
-            *make.batch_norm_leaky_relu(ndf * 4, gamma_init(), alpha=0.2),
-            make.conv(ndf * 4, ndf * 8, weight_init()),  # 4x4
-            *make.batch_norm_leaky_relu(ndf * 8, gamma_init(), alpha=0.2),
-            WholeKernelConv2d(ndf * 8, 1, 4, weight_init=weight_init()),  # 1x1
+            nn.Conv2d(nc, ndf, 4, 2, "pad", 1, weight_init=weight_init()),  # 64x64 -> 32x32
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, "pad", 1, weight_init=weight_init()),  # 16x16
+            nn.BatchNorm2d(ndf * 2, gamma_init=gamma_init()),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, "pad", 1, weight_init=weight_init()),  # 8x8
+            nn.BatchNorm2d(ndf * 4, gamma_init=gamma_init()),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, "pad", 1, weight_init=weight_init()),  # 4x4
+            nn.BatchNorm2d(ndf * 8, gamma_init=gamma_init()),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 8, 1, 4, 1, "valid", weight_init=weight_init()),  # 1x1
         )
         self.adv_layer = nn.Sigmoid()
 

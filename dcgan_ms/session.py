@@ -115,19 +115,21 @@ def read_resume_state(config):
 
 def build_networks(config, devices=1):
     """G, D, their Adam optimizers, G's moving average (--ema, else None) and the (jitted) train
-    step, as the tutorial builds them, from the layers ``--conv`` chooses."""
+    step, as the tutorial builds them; then the networks are rewritten with the faster layers that the
+    device and ``--conv`` allow (``layers.speed_up``)."""
     from .ema import WeightAverage
-    from .layers import choose_layers
+    from .layers import speed_up
     from .models import Discriminator, Generator
     from .step import make_optimizers, make_train_step
-    layers = choose_layers(config.conv)
-    generator = Generator(config.nz, config.ngf, NC, layers=layers)
-    discriminator = Discriminator(config.ndf, NC, layers=layers)
+    generator = Generator(config.nz, config.ngf, NC)
+    discriminator = Discriminator(config.ndf, NC)
+    speed_up(generator, config.conv)
+    speed_up(discriminator, config.conv)
     generator.set_train()
     discriminator.set_train()
     optimizers = make_optimizers(generator, discriminator, lr=config.lr, beta1=config.beta1, beta2=config.beta2,
                                  lr_d=config.lr_d)
-    average = (WeightAverage(generator, Generator(config.nz, config.ngf, NC, layers=layers), config.ema)
+    average = (WeightAverage(generator, speed_up(Generator(config.nz, config.ngf, NC), config.conv), config.ema)
                if config.ema else None)
     train_step = make_train_step(generator, discriminator, *optimizers, jit=config.mode == "graph",
                                  instance_noise=config.instance_noise, label_smoothing=config.label_smoothing,

@@ -5,8 +5,9 @@ import mindspore as ms
 import pytest
 from mindspore import nn
 
+from dcgan_ms import checkpoint
 from dcgan_ms.layers import (BatchNormActivation, LeakyReLU, StridedConv2d, StridedConv2dTranspose, WholeKernelConv2d,
-                             WholeKernelConv2dTranspose, choose_layers)
+                             WholeKernelConv2dTranspose, speed_up)
 from dcgan_ms.models import Discriminator, Generator, weight_init
 
 
@@ -211,25 +212,70 @@ def test_compiled_strided_layers_equal_mindspores_layers(cls, plain_cls, shape, 
     assert all(np.abs(v).max() > 0 for v in values)
 
 
-def test_networks_give_the_same_outputs_and_gradients_with_either_kernels():
-    """Generator and Discriminator with the compiled kernels and with MindSpore's: same parameters
-    (names and shapes, so checkpoints are interchangeable), same outputs and weight gradients."""
+def test_the_networks_are_the_tutorials_layers():
+    """models.py reads as the tutorial: MindSpore's own layers in its order, nothing of dcgan_ms's."""
+    kinds = {net: [type(layer).__name__ for layer in layers]
+             for net, layers in (("G", Generator().generator), ("D", Discriminator().discriminator))}
+    assert kinds["G"] == ["Conv2dTranspose", "BatchNorm2d", "ReLU"] * 4 + ["Conv2dTranspose", "Tanh"]
+    assert kinds["D"] == ["Conv2d", "LeakyReLU"] + ["Conv2d", "BatchNorm2d", "LeakyReLU"] * 3 + ["Conv2d"]
+    for net in (Generator(), Discriminator()):
+        assert all(type(cell).__module__.startswith("mindspore.") for name, cell in net.cells_and_names() if name), net
+
+
+def networks(conv):
+    """(G, D) at a small size with the same weights whatever ``conv``: as built (None) or rewritten."""
     ms.set_seed(3)
-    nets = {conv: (Generator(16, 8, layers=choose_layers(conv)), Discriminator(8, layers=choose_layers(conv)))
-            for conv in ("compiled", "builtin")}
-    for compiled, builtin in zip(nets["compiled"], nets["builtin"]):
-        assert [(p.name, p.shape) for p in compiled.get_parameters()] == \
-            [(p.name, p.shape) for p in builtin.get_parameters()]
-        for p, q in zip(compiled.get_parameters(), builtin.get_parameters()):
-            q.set_data(p.data.copy())
-    assert any(getattr(c, "use_cpu_kernel", False) for _, c in nets["compiled"][0].cells_and_names())
-    assert not any(getattr(c, "use_cpu_kernel", False) for _, c in nets["builtin"][1].cells_and_names())
+    g, d = Generator(16, 8), Discriminator(8)
+    if conv is not None:
+        speed_up(g, conv)
+        speed_up(d, conv)
+    return g, d
+
+
+def outputs_and_weight_gradients(g, d):
     z = ms.Tensor(np.random.default_rng(0).standard_normal((6, 16, 1, 1)).astype(np.float32))
-    results = {}
-    for conv, (g, d) in nets.items():
-        def loss(inp):
-            return d(g(inp)).sum()
-        grad_fn = ms.jit(ms.value_and_grad(loss, None, g.trainable_params() + d.trainable_params()))
-        value, grads = grad_fn(z)
-        results[conv] = [g(z).asnumpy(), value.asnumpy()] + [grad.asnumpy() for grad in grads]
-    assert_same_values(results["compiled"], results["builtin"])
+
+    def loss(inp):
+        return d(g(inp)).sum()
+
+    value, grads = ms.jit(ms.value_and_grad(loss, None, g.trainable_params() + d.trainable_params()))(z)
+    return [g(z).asnumpy(), value.asnumpy()] + [grad.asnumpy() for grad in grads]
+
+
+@pytest.mark.parametrize("conv", ["compiled", "builtin"])
+def test_speed_up_keeps_every_parameter_and_the_networks_results(conv):
+    """``speed_up`` swaps layers in place: the same Parameter objects under the same names (so the
+    optimizers and checkpoints see no change), the same outputs and weight gradients as the tutorial's
+    networks to float rounding; a second call changes nothing."""
+    plain = networks(None)
+    g, d = networks(None)
+    before = [[(p.name, id(p)) for p in net.get_parameters()] for net in (g, d)]
+    for net in (g, d):
+        assert speed_up(net, conv) is net
+    assert [[(p.name, id(p)) for p in net.get_parameters()] for net in (g, d)] == before
+    kinds = [type(layer).__name__ for layer in g.generator]
+    if conv == "compiled":
+        assert kinds[:4] == ["WholeKernelConv2dTranspose", "BatchNormActivation", "Identity", "StridedConv2dTranspose"]
+        assert all(layer.use_cpu_kernel for layer in d.discriminator if isinstance(layer, (StridedConv2d, LeakyReLU)))
+    else:
+        assert kinds[:4] == ["WholeKernelConv2dTranspose", "BatchNorm2d", "ReLU", "StridedConv2dTranspose"]
+        assert not any(getattr(c, "use_cpu_kernel", False) for net in (g, d) for _, c in net.cells_and_names())
+    assert type(d.discriminator[-1]) is WholeKernelConv2d and type(d.discriminator[1]) is LeakyReLU
+    layers = [type(c) for net in (g, d) for _, c in net.cells_and_names()]
+    for net in (g, d):
+        speed_up(net, conv)
+    assert [type(c) for net in (g, d) for _, c in net.cells_and_names()] == layers
+    assert_same_values(outputs_and_weight_gradients(g, d), outputs_and_weight_gradients(*plain))
+
+
+def test_a_rewritten_network_saved_loads_into_the_tutorials_and_back(tmp_path):
+    g, _ = networks("compiled")
+    checkpoint.save(g, str(tmp_path / "fast.ckpt"))
+    plain = checkpoint.load_generator(str(tmp_path / "fast.ckpt"), conv=None)
+    assert all(type(layer).__module__.startswith("mindspore.") for layer in plain.generator)
+    checkpoint.save(plain, str(tmp_path / "plain.ckpt"))
+    back = checkpoint.load_generator(str(tmp_path / "plain.ckpt"), conv="compiled")
+    assert isinstance(back.generator[1], BatchNormActivation)
+    for net in (plain, back):
+        assert [(p.name, p.asnumpy().tobytes()) for p in net.get_parameters()] == \
+            [(p.name, p.asnumpy().tobytes()) for p in g.get_parameters()]

@@ -44,6 +44,12 @@ def test_tutorial_notebook_executes(tmp_path, monkeypatch, notebook):
     assert "def train_loop(" in shown and "callbacks.on_step_end(" in shown
     sources = "".join(c.source for c in code_cells(nb))
     assert "train_loop(train_step, dataset," in sources and "parse_args" not in sources
+    # It shows the tutorial's networks as built, then rewrites them and checks the results are the same.
+    printed = "".join(o.get("text", "") for o in outputs)
+    assert re.search(r"^ 0 Conv2dTranspose\s", printed, re.M) and re.search(r"^ 1 BatchNorm2d\s", printed, re.M)
+    assert "def speed_up(" in shown and "speed_up(generator)" in sources
+    difference = re.search(r"largest difference from the tutorial's layers: (\S+)", printed)
+    assert difference and float(difference.group(1)) < 1e-4, printed[-2000:]
 
 
 def colourfulness(output, left=0.0, right=1.0):

@@ -52,8 +52,10 @@ def test_modules_and_their_docstrings_read_at_once():
 
 
 def test_no_call_passes_more_than_six_positional_arguments():
+    """... except a container's elements: the tutorial's ``nn.SequentialCell(layer, layer, ...)``."""
     walls = [f"{path}:{node.lineno}" for path, tree in modules().items() for node in ast.walk(tree)
-             if isinstance(node, ast.Call) and sum(not isinstance(a, ast.Starred) for a in node.args) > 6]
+             if isinstance(node, ast.Call) and sum(not isinstance(a, ast.Starred) for a in node.args) > 6
+             and ast.unparse(node.func) != "nn.SequentialCell"]
     assert not walls, f"use keyword arguments: {walls}"
 
 
