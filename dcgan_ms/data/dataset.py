@@ -130,15 +130,24 @@ def decode_all(files, fit, num_parallel_workers):
         raise UserError(f"{message}: remove or replace that file and run again") from None
 
 
-def remove_decoder_copy(broken):
+def remove_decoder_copy(images):
     """MindSpore's decoder copies an image it cannot decode to ./abnormal_image.<ext> in the working
-    folder (the user's, perhaps a checkout): remove that copy, and only a byte-for-byte copy of ``broken``."""
+    folder (the user's, perhaps a checkout): remove that copy, and only a byte-for-byte copy of one of
+    ``images`` (the one named, or another broken one its worker threads met at the same time)."""
     for copy in glob.glob("abnormal_image.*"):
         try:
-            if filecmp.cmp(copy, broken, shallow=False):
+            size = os.path.getsize(copy)
+            if any(_same_size(path, size) and filecmp.cmp(copy, path, shallow=False) for path in images):
                 os.remove(copy)
         except OSError:  # unreadable, or not ours to remove: leave it
             pass
+
+
+def _same_size(path, size):
+    try:
+        return os.path.getsize(path) == size
+    except OSError:
+        return False
 
 
 def data_error(error, files):
@@ -149,7 +158,7 @@ def data_error(error, files):
     match = re.search(r"Invalid image, (.+?) decode failed", text)
     if match:
         broken = files.original(match.group(1))
-        remove_decoder_copy(broken)
+        remove_decoder_copy([files.paths[i] for i in files.indices])
         return f"cannot decode image {broken} (truncated, empty or not an image)"
     if "Dataset Pipeline Error Message" in text or "dataset pipeline" in text.lower():
         lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("-")]
