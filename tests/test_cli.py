@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import free_port, run_cli
+from conftest import run_cli
 
 
 def test_train_writes_every_artifact(tiny_run):
@@ -55,58 +55,6 @@ def test_generate_wrong_sizes_is_one_clear_line(tiny_run, tmp_path):
         f"error: {os.path.join(out, 'generator.ckpt')} does not fit the model: generator.0.weight has shape "
         "(16, 64, 4, 4) in the checkpoint but (16, 512, 4, 4) in the model; pass the sizes it was trained with")
     assert "Traceback" not in proc.stderr
-
-
-def test_offline_download_says_what_to_do(tmp_path):
-    url = f"http://127.0.0.1:{free_port()}/faces.zip"  # nobody listens: the connection is refused
-    proc = run_cli("dcgan_ms.train", "--dataset", "faces", "--data_root", str(tmp_path / "faces"),
-                   "--output_dir", str(tmp_path / "run"), env={"DCGAN_MS_FACES_URL": url})
-    assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: could not download the anime faces from {url}")
-    assert f"put it at {tmp_path / 'faces' / 'faces.zip'}" in last and "--dataset sample" in last
-    assert "Traceback" not in proc.stderr
-
-
-def test_faces_zip_put_by_hand_is_unpacked(tmp_path, flat_images):
-    import zipfile
-    root = tmp_path / "faces"
-    root.mkdir()
-    with zipfile.ZipFile(root / "faces.zip", "w") as z:  # the real archive holds faces/N.jpg
-        for name in sorted(os.listdir(flat_images))[:8]:
-            z.write(os.path.join(flat_images, name), f"faces/{name}")
-    proc = run_cli("dcgan_ms.train", "--dataset", "faces", "--data_root", str(root), "--batch_size", "4",
-                   "--ngf", "4", "--ndf", "4", "--max_steps", "1", "--output_dir", str(tmp_path / "run"),
-                   "--no_progress")
-    assert proc.returncode == 0, proc.stderr
-    assert len(os.listdir(root / "faces")) == 8
-
-
-def test_faces_where_the_user_cannot_write_say_where_else_they_may_go(tmp_path):
-    """A checkout the user cannot write (a teacher's, read-only) has no room for data/faces: the error says
-    to pass --data_root, for the download and for a faces.zip put there by hand."""
-    import zipfile
-    from dcgan_ms.data import prepare_faces
-    from dcgan_ms.errors import UserError
-    blocker = tmp_path / "data"
-    blocker.write_text("a file where the folder would go: as unwritable for root as for anyone")
-    where_else = r"pass --data_root DIR, a folder of yours, with --dataset faces, to download faces\.zip there"
-    with pytest.raises(UserError, match=rf"^cannot write the faces into {re.escape(str(blocker))}/faces \(.*\): "
-                                        rf"{where_else}"):
-        prepare_faces(str(blocker / "faces"), url="https://127.0.0.1:9/faces.zip")
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders: the permission cases need an ordinary user (CI is one)")
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    with pytest.raises(UserError, match=rf"^cannot write the faces into .*locked \(permission denied: .*\): {where_else}"):
-        prepare_faces(str(locked), url="https://127.0.0.1:9/faces.zip")
-    locked.chmod(0o700)
-    with zipfile.ZipFile(locked / "faces.zip", "w") as z:  # put there by hand, by someone who could
-        z.writestr("faces/0.jpg", b"")
-    locked.chmod(0o500)
-    with pytest.raises(UserError, match=rf"^cannot write the faces into .*locked \(permission denied: .*\): {where_else}"):
-        prepare_faces(str(locked))
 
 
 def test_bad_flags_exit_nonzero_with_one_message():
@@ -185,23 +133,6 @@ def test_broken_image_met_while_streaming_stops_training_resumably(tmp_path, fla
                                         rf"not an image\): remove or replace that file and continue with --resume "
                                         rf"--output_dir {re.escape(str(out))}"):
         training.train(args)
-
-
-def test_partial_faces_zip_is_not_taken_as_complete(tmp_path, flat_images):
-    import zipfile
-    root = tmp_path / "faces"
-    root.mkdir()
-    with zipfile.ZipFile(tmp_path / "full.zip", "w") as z:
-        for name in sorted(os.listdir(flat_images))[:8]:
-            z.write(os.path.join(flat_images, name), f"faces/{name}")
-    data = (tmp_path / "full.zip").read_bytes()
-    (root / "faces.zip").write_bytes(data[: len(data) // 2])  # an interrupted download
-    proc = run_cli("dcgan_ms.train", "--dataset", "faces", "--data_root", str(root), "--output_dir",
-                   str(tmp_path / "run"))
-    assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: {root / 'faces.zip'} is incomplete or corrupt") and "download it again" in last
-    assert "Traceback" not in proc.stderr
 
 
 def test_max_minutes_ends_training_like_its_end_and_resume_finishes_it(tmp_path, flat_images):

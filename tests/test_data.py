@@ -1,6 +1,7 @@
 import hashlib
 import os
 import random
+import re
 import shutil
 import time
 
@@ -241,3 +242,44 @@ def test_the_image_folders_of_killed_runs_are_removed_and_live_ones_kept(tmp_pat
     finally:
         runs[1].kill()
         runs[1].wait()
+
+
+def png_claiming(path, width, height):
+    """A valid 1x1 PNG whose header is rewritten to claim ``width`` x ``height`` (its CRC mended)."""
+    import io
+    import struct
+    import zlib
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into(">II", data, 16, width, height)  # IHDR's data follows the 8-byte signature and 8 bytes
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("width, height, says", [
+    (20000, 20000, "more pixels than Pillow will decode"),  # Pillow's DecompressionBombError, before
+    (8000, 8000, "8000x8000 pixels"),  # under Pillow's bound, over ours
+], ids=["bomb", "too-large"])
+def test_an_image_whose_header_claims_too_many_pixels_is_named_before_anything_decodes_it(tmp_path, width, height,
+                                                                                         says):
+    copy_sample(tmp_path / "set", 0, 20)
+    png_claiming(tmp_path / "set" / "huge.png", width, height)
+    with pytest.raises(UserError, match=rf"^image {re.escape(str(tmp_path / 'set' / 'huge.png'))} claims {says}, "
+                                        r"more than the 40,000,000 a training image may have"):
+        create_dataset(str(tmp_path / "set"), 4)
+
+
+def test_a_truncated_transparent_image_is_named(tmp_path):
+    """Images with transparency are composited with Pillow before MindSpore reads them: a broken one is
+    named as MindSpore's decoder names the others, not a traceback from Pillow."""
+    from PIL import Image
+    copy_sample(tmp_path / "set", 0, 20)
+    rgba = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 4), dtype=np.uint8), "RGBA")
+    rgba.save(tmp_path / "set" / "clear.png")
+    data = (tmp_path / "set" / "clear.png").read_bytes()
+    (tmp_path / "set" / "clear.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=rf"^cannot decode image {re.escape(str(tmp_path / 'set' / 'clear.png'))} "
+                                        r"\(truncated, empty or not an image\): remove or replace that file"):
+        create_dataset(str(tmp_path / "set"), 4)

@@ -11,25 +11,43 @@ import shutil
 import stat
 import tempfile
 import time
+import warnings
 import weakref
 
 from PIL import Image
 
+from ..errors import UserError
 from ..pixels import parse_colour
 
 MAY_HAVE_ALPHA = (".png", ".bmp", ".tif", ".tiff")
 BACKGROUND = "white"
 
 
-def has_alpha(path):
-    """Whether the image at ``path`` has transparent pixels to composite (reads the header only)."""
-    if not path.lower().endswith(MAY_HAVE_ALPHA):
-        return False
+# A training image is shrunk to 64x64: no honest one needs more pixels than this, and a header that claims
+# more (a "decompression bomb": a small file that decodes to gigabytes) is refused before anything decodes it.
+MAX_PIXELS = 40_000_000
+NOT_DECODABLE = "(truncated, empty or not an image): remove or replace that file and run again"
+
+
+def needs_compositing(path):
+    """Whether the image at ``path`` has transparent pixels to composite, from its header alone.
+    UserError naming it when the header claims more than MAX_PIXELS pixels; a header Pillow cannot read
+    is left for MindSpore's decoder to name."""
     try:
-        with Image.open(path) as im:
-            return im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
-    except (OSError, ValueError):  # broken: let the decoder name it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                (width, height), mode, info = im.size, im.mode, im.info
+    except Image.DecompressionBombError:
+        width = height = None
+    except Exception:  # noqa: BLE001 -- any header Pillow cannot read: broken, and MindSpore will say so
         return False
+    if width is None or width * height > MAX_PIXELS:
+        size = f"{width}x{height} pixels" if width else "more pixels than Pillow will decode"
+        raise UserError(f"image {path} claims {size}, more than the {MAX_PIXELS:,} a training image may have "
+                        "(they are shrunk to 64x64): remove it, or shrink it, and run again")
+    return path.lower().endswith(MAY_HAVE_ALPHA) and (mode in ("RGBA", "LA", "PA", "RGBa", "La") or
+                                                       "transparency" in info)
 
 
 def composited(path, background):
@@ -67,8 +85,12 @@ class ImageFiles:
         os.mkdir(folder)
         for i in indices:
             ext = os.path.splitext(paths[i])[1].lower()
-            if has_alpha(paths[i]):
-                composited(paths[i], background).save(os.path.join(folder, f"{i:08d}.png"), compress_level=1)
+            if needs_compositing(paths[i]):
+                try:
+                    flat = composited(paths[i], background)
+                except Exception:  # noqa: BLE001 -- Pillow raises OSError, ValueError, SyntaxError... on broken files
+                    raise UserError(f"cannot decode image {paths[i]} {NOT_DECODABLE}") from None
+                flat.save(os.path.join(folder, f"{i:08d}.png"), compress_level=1)
             else:
                 link(os.path.realpath(paths[i]), os.path.join(folder, f"{i:08d}{ext}"))
 
