@@ -8,11 +8,13 @@ where a fresh network says "generator.0.weight"; ``canonical_name`` strips the p
 ``mindspore.load_checkpoint(path, net)`` does. ``load_generator`` builds a Generator of the size the
 checkpoint holds (ours or the tutorial's own), so the user need not remember nz and ngf.
 """
+import binascii
 import contextlib
 import logging
 import os
 
 import mindspore as ms
+import numpy as np
 
 from . import files
 from .errors import UserError, first_line
@@ -68,11 +70,48 @@ def read(path):
     """The checkpoint at ``path`` as a dict of canonical name -> Parameter; one clear error if unreadable."""
     if not os.path.isfile(path):
         raise UserError(f"checkpoint {path} does not exist: pass the generator.ckpt a training run wrote")
+    why = damage(path)
+    if why:
+        raise UserError(f"{path} is damaged ({why}): use another checkpoint")
     try:
-        params = ms.load_checkpoint(path)
+        with mindspore_logs_silenced():  # it warns of a file without a CRC (the tutorial's own)
+            params = ms.load_checkpoint(path, crc_check=True)
     except Exception as e:  # MindSpore raises ValueError/RuntimeError for non-checkpoints
         raise UserError(f"{path} is not a readable MindSpore checkpoint ({first_line(e)})") from None
     return {canonical_name(k): v for k, v in params.items()}
+
+
+def damage(path):
+    """What is wrong with the checkpoint at ``path`` that MindSpore would not say, or None: its CRC does not
+    match (MindSpore's own message then speaks of permissions), or a tensor's data does not fill its shape
+    (MindSpore loads 4 bytes for a (100, 512, 4, 4) weight as zeros). A file that does not parse is left
+    for MindSpore to name."""
+    from google.protobuf.message import DecodeError
+    from mindspore.train.checkpoint_pb2 import Checkpoint
+    from mindspore.train.serialization import tensor_to_ms_type
+    with open(path, "rb") as f:
+        content = f.read()
+    if content[-17:-10] == b"crc_num":  # MindSpore's CRC trailer
+        content, crc = content[:-17], int.from_bytes(content[-10:], "big")
+        if binascii.crc32(content) != crc:
+            return "its CRC does not match its contents"
+    proto = Checkpoint()
+    try:
+        proto.ParseFromString(content)
+    except DecodeError:
+        return None
+    held, needed = {}, {}
+    for value in proto.value:  # a large tensor may be split over several values of one tag
+        tensor = value.tensor
+        if not value.HasField("tensor") or tensor.tensor_type not in tensor_to_ms_type or \
+                tensor.tensor_type in ("str", "Int4", "BFloat16"):  # text, and types NumPy has no size for
+            continue
+        held[value.tag] = held.get(value.tag, 0) + len(tensor.tensor_content)
+        dims = [] if list(tensor.dims) == [0] else list(tensor.dims)  # [0]: a scalar
+        itemsize = np.dtype(ms.dtype_to_nptype(tensor_to_ms_type[tensor.tensor_type])).itemsize
+        needed[value.tag] = int(np.prod(dims, dtype=np.int64)) * itemsize
+    wrong = next((tag for tag, size in needed.items() if held[tag] != size), None)
+    return f"{wrong} holds {held[wrong]:,} bytes where its shape needs {needed[wrong]:,}" if wrong else None
 
 
 def restore(cells, params, *, source, into, hint="", rename=None):

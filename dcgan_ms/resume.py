@@ -65,6 +65,9 @@ def read_state(path):
     if not os.path.isfile(path):
         raise UserError(f"resume checkpoint {path} does not exist: pass --resume alone for the newest one in "
                         "--output_dir, or a checkpoints/step_*.ckpt file")
+    why = checkpoint.damage(path)
+    if why:
+        raise UserError(f"resume checkpoint {path} is damaged or truncated ({why})")
     try:
         with checkpoint.mindspore_logs_silenced():  # it logs an ERROR line of its own before raising
             params = ms.load_checkpoint(path, crc_check=True)

@@ -248,3 +248,36 @@ def test_a_folder_the_user_cannot_write_is_named_as_such(tmp_path):
                                            (errno.EIO, "[Errno 5] Input/output error")])
 def test_the_cause_of_a_failed_write_comes_from_its_error_number(number, cause):
     assert files.why_not_written(OSError(number, os.strerror(number))) == cause
+
+
+def test_a_checkpoint_whose_data_does_not_fill_its_shape_is_refused(tmp_path):
+    """MindSpore loads 4 bytes for a (100, 512, 4, 4) weight as zeros, which passes every shape check."""
+    from mindspore.train.checkpoint_pb2 import Checkpoint
+    from dcgan_ms import resume
+    path = tmp_path / "generator.ckpt"
+    checkpoint.save(Generator(16, 8), str(path))
+    proto = Checkpoint()
+    proto.ParseFromString(path.read_bytes())
+    first = next(v for v in proto.value if v.tag == "generator.0.weight")
+    assert tuple(first.tensor.dims) == (16, 64, 4, 4)
+    first.tensor.tensor_content = first.tensor.tensor_content[:4]
+    path.write_bytes(proto.SerializeToString())
+    assert not ms.load_checkpoint(str(path))["generator.0.weight"].asnumpy()[0, 0, 0, 1:].any()  # MindSpore's zeros
+    with pytest.raises(UserError, match=r"generator\.ckpt is damaged \(generator\.0\.weight holds 4 bytes where its "
+                                        r"shape needs 65,536\): use another checkpoint"):
+        checkpoint.load_generator(str(path))
+    with pytest.raises(UserError, match=r"is damaged or truncated \(generator\.0\.weight holds 4 bytes"):
+        resume.read_state(str(path))
+
+
+def test_the_weight_files_carry_a_crc_that_is_checked_on_load(tiny_run):
+    out, _ = tiny_run
+    data = open(os.path.join(out, "generator.ckpt"), "rb").read()
+    assert data[-17:-10] == b"crc_num"
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2] ^= 0xFF  # a bit flipped in the middle of a weight: the file still parses
+    broken = os.path.join(os.path.dirname(out), "flipped.ckpt")
+    open(broken, "wb").write(bytes(damaged))
+    with pytest.raises(UserError, match=r"flipped\.ckpt is damaged \(its CRC does not match its contents\): use "
+                                        r"another checkpoint"):
+        checkpoint.load_generator(broken)

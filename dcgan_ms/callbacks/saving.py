@@ -73,7 +73,8 @@ class WeightCheckpoints(Callback):
 
     def on_epoch_end(self, position):
         for net, name in ((self.generator, "generator.ckpt"), (self.discriminator, "discriminator.ckpt")):
-            self.written.append(checkpoint.save(checkpoint.as_saved(net), os.path.join(self.output_dir, name)))
+            self.written.append(checkpoint.save(checkpoint.as_saved(net), os.path.join(self.output_dir, name),
+                                                crc_check=True))
         self.saved_step = position.step
 
     def on_train_end(self, position, stop):
