@@ -36,6 +36,17 @@ def nonnegative(text):
     return value
 
 
+def count(text):
+    """A command-line parser of whole numbers 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def between(low, high):
     """A command-line parser of floats in [low, high)."""
     def parse(text):
@@ -85,7 +96,7 @@ class TrainConfig:
                                  "tutorial's training; the quickstart uses it, see README)", group="training",
                                  defines_run=True, type=nonnegative, metavar="SIGMA")
     instance_noise_steps: int = flag(0, "the instance noise fades linearly to 0 over this many steps (0: it stays)",
-                                     group="training", defines_run=True, type=int, metavar="STEPS")
+                                     group="training", defines_run=True, type=count, metavar="STEPS")
     label_smoothing: float = flag(0.0, "one-sided label smoothing: D's target for real images is 1 - EPS (0: off, "
                                   "the tutorial)", group="training", defines_run=True, type=between(0, 0.5),
                                   metavar="EPS")
@@ -95,7 +106,7 @@ class TrainConfig:
     seed: int = flag(1, "seeds weights, shuffling, noise and the fixed noise", group="training", defines_run=True,
                      type=int)
     swd_every: int = flag(0, "every this many epochs (and at the end), score G by SWD against --swd_num real images "
-                          "(swd.csv, third panel of losses.png); 0: off", group="training", type=int, metavar="EPOCHS")
+                          "(swd.csv, third panel of losses.png); 0: off", group="training", type=count, metavar="EPOCHS")
     swd_num: int = flag(256, "images per set for --swd_every", group="training", type=positive(int))
     # the tutorial's sizes, models.NZ, NGF and NDF (written out: the command line does not import MindSpore)
     nz: int = flag(100, "length of the noise vector z", group="model", defines_run=True, type=positive(int))
@@ -118,7 +129,7 @@ class TrainConfig:
                                  "or from the checkpoints/step_*.ckpt file given", group="checkpoints and resuming",
                                  nargs="?", const="latest", metavar="CHECKPOINT")
     save_every: int = flag(0, "also write a resume checkpoint every this many steps (0: off; one is always written at "
-                           "the end of each epoch)", group="checkpoints and resuming", type=int, metavar="STEPS")
+                           "the end of each epoch)", group="checkpoints and resuming", type=count, metavar="STEPS")
     save_minutes: float = flag(10.0, "also write a resume checkpoint when this long has passed since the last (0: "
                                "off)", group="checkpoints and resuming", type=nonnegative, metavar="MINUTES")
     keep_checkpoints: int = flag(3, "keep the newest K resume checkpoints", group="checkpoints and resuming",
@@ -149,6 +160,22 @@ RUN_DEFINING = tuple(f.name for f in FLAGS if f.metadata["defines_run"])
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
+def checked(key, value):
+    """A flag's value read back from a checkpoint, checked as the command line checks it (an edited
+    keep_checkpoints of 0 would make the rotation delete every checkpoint)."""
+    parsing = next((f.metadata["parsing"] for f in FLAGS if f.name == key), {})
+    try:
+        if value is not None and "type" in parsing:
+            parsing["type"](str(value))
+        allowed = (*parsing.get("choices", ()), *(("folder",) if key == "dataset" else ()))  # folder: --data_root alone
+        if allowed and value not in allowed:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(map(str, allowed))}")
+    except (argparse.ArgumentTypeError, ValueError) as e:
+        raise UserError(f"the run being resumed records --{key} {value}, which is not valid ({e}): its checkpoint "
+                        "was edited or is damaged; resume from another, or start a new run") from None
+    return value
+
+
 def resumed(config, saved):
     """``config`` with the flags of the run being resumed (``saved``, its recorded config) wherever
     the command line gave none. A run-defining flag given with another value is an error (it would
@@ -158,7 +185,7 @@ def resumed(config, saved):
         if key in ("resume", "overwrite", "output_dir") or key not in _FIELDS:
             continue
         if key not in config.explicit:
-            changes[key] = value
+            changes[key] = checked(key, value)
         elif key in RUN_DEFINING and getattr(config, key) != value:
             raise UserError(f"--{key} {getattr(config, key)} differs from the run being resumed ({value}): "
                             "leave it out to continue that run, or start a new one in another --output_dir")

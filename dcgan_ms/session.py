@@ -8,9 +8,11 @@ operator run (MindSpore's documented order, needed on Ascend); a rank that canno
 rank with one line (``distributed.agree_to_start``).
 """
 import dataclasses
+import fcntl
 import json
 import math
 import os
+import socket
 import sys
 import tempfile
 from typing import Optional
@@ -99,6 +101,30 @@ def prepare_output(output_dir):
                         "pass a writable --output_dir") from None
 
 
+LOCK_NAME = ".lock"  # in the output folder: held by the training run that writes there
+_HELD = {}  # real path of a run folder -> this process's open, locked descriptor of its lock file
+
+
+def lock_run_folder(output_dir):
+    """Hold the run folder's lock for as long as this process lives (taking it again is a no-op): a second
+    trainer in the same folder would rotate the first one's checkpoints away, so it is refused, naming
+    the first. The lock dies with its process, however it dies: a killed run's lock is no obstacle."""
+    key = os.path.realpath(output_dir)
+    if key in _HELD:
+        return
+    fd = os.open(os.path.join(output_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        owner = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise UserError(f"{output_dir} is in use by another training run ({owner}): wait for it to end, or pass "
+                        "another --output_dir") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
+    _HELD[key] = fd
+
+
 def read_resume_state(config):
     """(config, state): with --resume, the checkpoint and the run's own flags; else (config, None).
     A new run refuses a folder that holds a run's checkpoints unless --overwrite."""
@@ -160,7 +186,16 @@ def setup(config, data_root=None):
         return setup_rank(config, data_root)
     config, state = read_resume_state(config)  # first: a resumed run's own flags decide everything below
     set_device(config.device_target, config.device_id)
-    return build_session(config, state, data_root, rank=0, devices=1)
+    return replacing_the_old_run(build_session(config, state, data_root, rank=0, devices=1))
+
+
+def replacing_the_old_run(session):
+    """With --overwrite, the old run's resume checkpoints are deleted here, once this run is set up (on
+    every rank): a new run that fails at setup leaves the old one whole."""
+    if session.lead and session.config.overwrite and session.resumed_from is None:
+        for old in resume.state_paths(session.config.output_dir):
+            os.remove(old)
+    return session
 
 
 def setup_rank(config, data_root):
@@ -186,7 +221,7 @@ def setup_rank(config, data_root):
         except UserError as e:
             failure = e
     agree_to_start(rank, devices, failure, state["step"] if state else None)
-    return session
+    return replacing_the_old_run(session)
 
 
 def build_session(config, state, data_root, *, rank, devices):
@@ -198,9 +233,8 @@ def build_session(config, state, data_root, *, rank, devices):
                         f"has {devices}: resume it with the same number of devices")
     data_root = data_root or resolve_data_root(config)
     prepare_output(config.output_dir)
-    if rank == 0 and config.overwrite and not state:
-        for old in resume.state_paths(config.output_dir):
-            os.remove(old)
+    if rank == 0:  # before this run writes anything there
+        lock_run_folder(config.output_dir)
     set_seed(config.seed)  # the same on every rank: same initial weights
     data = TrainingData(data_root, batch_size=config.batch_size, num_parallel_workers=config.num_workers,
                         pixel_range=config.pixels, background=config.background, seed=config.seed,

@@ -56,9 +56,6 @@ def parse_args(argv=None):
         parser.error("--device_id does not go with --distributed: msrun gives each rank its own device")
     if args["distributed"] and args["output_dir"] is None:
         parser.error("--distributed needs --output_dir (every rank must write to the same folder)")
-    for flag in ("swd_every", "save_every", "instance_noise_steps"):
-        if args[flag] < 0:
-            parser.error(f"argument --{flag}: must be 0 or more, got {args[flag]}")
     if args["resume"] == "latest" and args["output_dir"] is None:
         parser.error("--resume alone needs --output_dir, the folder of the run to continue")
     try:

@@ -8,6 +8,7 @@ import errno
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -266,3 +267,65 @@ def test_output_folder_not_writable(tmp_path, images):
     locked.chmod(0o500)
     proc = run_cli(*flags(images, locked / "run"))
     assert proc.returncode == 2 and "cannot write to output folder" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_an_edited_flag_in_a_checkpoint_is_checked_as_the_command_line_checks_it(tmp_path, images):
+    """keep_checkpoints edited to 0 would make the rotation delete every checkpoint, the new one too."""
+    import json
+    out = tmp_path / "run"
+    assert run_cli(*flags(images, out, "--max_steps", "2")).returncode == 0
+    path = resume.state_paths(str(out))[0]
+    state = resume.read_state(path)
+    state["config"]["keep_checkpoints"] = 0
+    ms.save_checkpoint([{"name": name, "data": p} for name, p in state["params"].items()] +
+                       [{"name": "fixed_noise", "data": ms.Tensor(state["fixed_noise"])}], path,
+                       append_dict={"step": state["step"], "epoch": state["epoch"],
+                                    "step_in_epoch": state["step_in_epoch"], "config": json.dumps(state["config"])},
+                       crc_check=True)
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--max_steps", "4", "--no_progress")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: the run being resumed records --keep_checkpoints 0, which is not valid (must be greater than 0, got "
+        "0): its checkpoint was edited or is damaged; resume from another, or start a new run")
+    assert resume.state_paths(str(out)) == [path]
+
+
+def test_overwrite_deletes_the_old_checkpoints_only_once_the_new_run_is_set_up(tmp_path, images):
+    out = tmp_path / "run"
+    assert run_cli(*flags(images, out, "--max_steps", "2")).returncode == 0
+    old = checkpoint_steps(out)
+    proc = run_cli(*flags(str(tmp_path / "no-such-folder"), out, "--max_steps", "1", "--overwrite"))
+    assert proc.returncode == 2 and "does not exist" in proc.stderr.strip().splitlines()[-1]
+    assert checkpoint_steps(out) == old == [2]  # the failed new run destroyed nothing
+    proc = run_cli(*flags(images, out, "--max_steps", "1", "--overwrite"))
+    assert proc.returncode == 0, proc.stderr
+    assert checkpoint_steps(out) == [1] and [int(r["step"]) for r in read_log(out)] == [1]
+
+
+HOLD_THE_FOLDER = """
+import sys, time
+from dcgan_ms.session import lock_run_folder
+lock_run_folder(sys.argv[1])
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_second_trainer_in_a_run_folder_is_refused_naming_the_first_and_a_killed_ones_lock_is_stale(tmp_path,
+                                                                                                      images):
+    out = tmp_path / "run"
+    out.mkdir()
+    first = subprocess.Popen([sys.executable, "-c", HOLD_THE_FOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().strip() == "holding"
+        proc = run_cli(*flags(images, out, "--max_steps", "1"))
+        assert proc.returncode == 2
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"error: {out} is in use by another training run (process {first.pid} on {socket.gethostname()}): wait "
+            "for it to end, or pass another --output_dir")
+        assert not (out / "config.json").exists()  # the refused run wrote nothing there
+    finally:
+        first.kill()
+        first.wait()
+    proc = run_cli(*flags(images, out, "--max_steps", "1"))  # killed: its lock went with it
+    assert proc.returncode == 0, proc.stderr
