@@ -9,7 +9,7 @@
 # Relative paths (LOG_DIR, --output_dir, --data_root, --resume) are taken from the folder it is run in.
 # --batch_size is per device: the global batch is batch_size x DEVICES_PER_NODE x NODES.
 #
-# Ctrl-C (or SIGTERM to this script): the workers finish their step, save and exit; this script
+# Ctrl-C (or SIGTERM, or SIGHUP when the terminal or ssh session closes): the workers finish their step, save and exit; this script
 # exits 130. A second Ctrl-C aborts at once (msrun kills the workers; the last checkpoint is kept).
 # msrun alone would kill the workers at the first Ctrl-C, losing what was done since the last save.
 set -uo pipefail
@@ -69,7 +69,7 @@ on_interrupt() {
     kill -INT "$msrun_pid" 2>/dev/null
   fi
 }
-trap on_interrupt INT TERM
+trap on_interrupt INT TERM HUP  # HUP: a closed terminal would leave msrun training, detached
 
 status=0
 while true; do

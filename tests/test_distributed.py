@@ -177,6 +177,22 @@ def test_two_workers_train_alike_resume_and_stop_together(tmp_path):
 
 
 @needs_msrun
+def test_a_closed_terminal_stops_the_workers_as_ctrl_c_does(tmp_path):
+    """SIGHUP to the launcher (its terminal or ssh session closed) used to kill it and leave msrun training,
+    detached: now the workers finish their step and save, as on Ctrl-C."""
+    root, out = image_folder(tmp_path, 48), tmp_path / "run"
+
+    def hang_up(proc, port):
+        wait_for_steps(out, 2, proc)
+        os.kill(proc.pid, signal.SIGHUP)
+
+    output, workers = launch(["--data_root", str(root), *TINY, "--epochs", "50", "--output_dir", str(out)],
+                             tmp_path / "logs", expect=130, while_running=hang_up)
+    assert output.strip().splitlines()[-1].startswith("interrupted: the workers stopped together and saved")
+    assert_saved_on_stop(out, assert_stopped_together(out), workers[0], first_step=0)
+
+
+@needs_msrun
 def test_msrun_uneven_folder_gives_both_ranks_the_same_steps(tmp_path):
     """27 images (not a multiple of 2 devices x 4) in a folder with a sibling folder of images beside it:
     each rank gets 13 of the 27, so 3 batches of 4 an epoch, and the run finishes (unequal batch counts
