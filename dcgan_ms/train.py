@@ -69,7 +69,11 @@ def parse_args(argv=None):
 def main(argv=None):
     config = parse_args(argv)  # before MindSpore is imported: a wrong flag is answered at once
     from .training import train
-    if train(config)["interrupted"]:  # Ctrl-C or SIGTERM: everything was saved
+    done = train(config)
+    if done["interrupted"]:  # Ctrl-C or SIGTERM: everything was saved
+        if done["devices"] > 1:  # the line run_distributed.sh reads in each worker's log
+            print(f"rank {done['rank']}: interrupted after step {done['steps']} with every rank; saved",
+                  file=sys.stderr)
         sys.exit(130)
 
 

@@ -40,6 +40,7 @@ if ! mkdir -p -m 700 "$logs" 2>/dev/null || ! [ -w "$logs" ]; then
   exit 2
 fi
 
+started=$(date +%s)
 # msrun in a session of its own: the terminal's Ctrl-C reaches this script, which passes it on.
 setsid msrun --worker_num=$((per_node * nodes)) --local_worker_num="$per_node" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${MASTER_PORT:-8118}" --node_rank="${NODE_RANK:-0}" \
@@ -77,15 +78,25 @@ while true; do
   status=$?
   kill -0 "$msrun_pid" 2>/dev/null || break  # wait returned for a signal: msrun still runs
 done
-if [ "$interrupts" -eq 1 ]; then
-  echo "interrupted: the workers stopped together and saved (see $logs/worker_0.log); run the same command" \
-       "with --resume to continue" >&2
-  exit 130
-elif [ "$interrupts" -gt 1 ]; then
+# This node's workers' logs, of this run: msrun names them by rank; older ones may lie in the folder.
+local_logs=$(find "$logs" -maxdepth 1 -name 'worker_*.log' -newermt "@$((started - 1))" | sort | tr '\n' ' ')
+stopped_together() {  # every local worker wrote train.py's closing line of an interrupted run
+  local log
+  [ -n "$local_logs" ] || return 1
+  for log in $local_logs; do
+    grep -q '^rank [0-9]*: interrupted after step' "$log" || return 1
+  done
+}
+if [ "$interrupts" -gt 1 ]; then
   echo "aborted: the newest resume checkpoint is kept; run the same command with --resume to continue" >&2
+  exit 130
+elif [ "$interrupts" -eq 1 ] || { [ "$status" -ne 0 ] && stopped_together; }; then
+  # Ctrl-C here, or a signal to a worker or another node's launcher: the ranks stopped together and saved
+  echo "interrupted: the workers stopped together and saved (see ${local_logs% }); run the same command" \
+       "with --resume to continue" >&2
   exit 130
 fi
 if [ "$status" -ne 0 ]; then
-  echo "msrun ended with status $status: the last lines of each $logs/worker_N.log say why" >&2
+  echo "msrun ended with status $status: the last lines of ${local_logs:-the logs in $logs/} say why" >&2
 fi
 exit "$status"

@@ -140,8 +140,12 @@ def test_two_workers_train_alike_resume_and_stop_together(tmp_path):
         wait_for_steps(out, 5, proc)
         os.kill(worker_pid(port, 1), signal.SIGTERM)
 
-    _, workers = launch(["--resume", "--output_dir", str(out), "--max_steps", "300", "--no_progress"],
-                        tmp_path / "logs2", expect=1, while_running=terminate_rank_1)  # msrun: a worker exited 130
+    output, workers = launch(["--resume", "--output_dir", str(out), "--max_steps", "300", "--no_progress"],
+                             tmp_path / "logs2", expect=130, while_running=terminate_rank_1)
+    # msrun itself ends with status 1 (a worker exited 130); the launcher reads the workers' closing lines.
+    assert output.strip().splitlines()[-1] == (
+        f"interrupted: the workers stopped together and saved (see {tmp_path / 'logs2'}/worker_0.log "
+        f"{tmp_path / 'logs2'}/worker_1.log); run the same command with --resume to continue")
     stopped = assert_stopped_together(out)  # every step logged once, across the resume
     assert 5 <= stopped < 100
     assert_saved_on_stop(out, stopped, workers[0], first_step=2)
