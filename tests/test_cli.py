@@ -253,3 +253,19 @@ def test_ranks_starting_at_once_check_the_output_folder_without_tripping_on_each
     failures = [p.communicate(timeout=120)[1] for p in ranks if p.wait(timeout=120)]
     assert not failures, failures[0][-2000:]
     assert sorted(os.listdir(folder)) == ["samples"]
+
+
+def test_a_jpeg_cut_inside_its_header_is_named_instead_of_killing_the_process(tmp_path, flat_images):
+    """MindSpore's decoder dies of SIGFPE on the first few hundred bytes of a JPEG (no message, nothing
+    saved); such a file is named before it reaches the decoder."""
+    import shutil
+    root = tmp_path / "faces"
+    shutil.copytree(flat_images, root)
+    data = (root / "3.jpg").read_bytes()
+    (root / "3.jpg").write_bytes(data[:300])
+    proc = run_cli("dcgan_ms.train", "--data_root", str(root), "--batch_size", "4", "--ngf", "4", "--ndf", "4",
+                   "--max_steps", "1", "--output_dir", str(tmp_path / "run"), "--no_progress")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: cannot decode image {root / '3.jpg'} (truncated, empty or not an image): remove or replace that "
+        "file and run again")

@@ -66,15 +66,16 @@ def wait_for_steps(out, steps, proc, timeout=240):
         time.sleep(0.2)
 
 
-def launch(flags, logs, expect=0, while_running=None):
+def launch(flags, logs, expect=0, while_running=None, cwd=None):
     """scripts/run_distributed.sh with 2 workers (the README's launcher, which runs
-    msrun --worker_num=2 --local_worker_num=2 ... dcgan_ms/train.py --distributed FLAGS); then no process
-    of the run may be left. Returns the launcher's output and the workers' logs."""
+    msrun --worker_num=2 --local_worker_num=2 ... dcgan_ms/train.py --distributed FLAGS) from ``cwd``; then
+    no process of the run may be left. Returns the launcher's output and the workers' logs."""
     port = free_port()
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
            "MASTER_PORT": str(port), "LOG_DIR": str(logs)}
     proc = subprocess.Popen(["bash", os.path.join(REPO, "scripts", "run_distributed.sh"), "2", *flags], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     try:
         if while_running:
             while_running(proc, port)
@@ -183,15 +184,16 @@ def test_two_workers_train_alike_resume_and_stop_together(tmp_path):
 @needs_msrun
 def test_a_closed_terminal_stops_the_workers_as_ctrl_c_does(tmp_path):
     """SIGHUP to the launcher (its terminal or ssh session closed) used to kill it and leave msrun training,
-    detached: now the workers finish their step and save, as on Ctrl-C."""
+    detached: now the workers finish their step and save, as on Ctrl-C. Relative paths are the caller's."""
     root, out = image_folder(tmp_path, 48), tmp_path / "run"
 
     def hang_up(proc, port):
         wait_for_steps(out, 2, proc)
         os.kill(proc.pid, signal.SIGHUP)
 
-    output, workers = launch(["--data_root", str(root), *TINY, "--epochs", "50", "--output_dir", str(out)],
-                             tmp_path / "logs", expect=130, while_running=hang_up)
+    output, workers = launch(["--data_root", os.path.relpath(root, tmp_path), *TINY, "--epochs", "50",
+                              "--output_dir", "run"], tmp_path / "logs", expect=130, while_running=hang_up,
+                             cwd=tmp_path)
     assert output.strip().splitlines()[-1].startswith("interrupted: the workers stopped together and saved")
     assert_saved_on_stop(out, assert_stopped_together(out), workers[0], first_step=0)
 

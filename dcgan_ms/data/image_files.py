@@ -31,8 +31,8 @@ NOT_DECODABLE = "(truncated, empty or not an image): remove or replace that file
 
 def needs_compositing(path):
     """Whether the image at ``path`` has transparent pixels to composite, from its header alone.
-    UserError naming it when the header claims more than MAX_PIXELS pixels; a header Pillow cannot read
-    is left for MindSpore's decoder to name."""
+    UserError naming it when the header claims more than MAX_PIXELS pixels, or when it is a JPEG whose
+    header Pillow cannot read; any other unreadable file is left for MindSpore's decoder to name."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -40,8 +40,11 @@ def needs_compositing(path):
                 (width, height), mode, info = im.size, im.mode, im.info
     except Image.DecompressionBombError:
         width = height = None
-    except Exception:  # noqa: BLE001 -- any header Pillow cannot read: broken, and MindSpore will say so
-        return False
+    except Exception:  # noqa: BLE001 -- any header Pillow cannot read: broken
+        with open(path, "rb") as f:
+            if f.read(3) == b"\xff\xd8\xff":  # a JPEG cut inside its header kills MindSpore's decoder (SIGFPE)
+                raise UserError(f"cannot decode image {path} {NOT_DECODABLE}") from None
+        return False  # anything else: MindSpore's decoder names it, also while training (see dataset.py)
     if width is None or width * height > MAX_PIXELS:
         size = f"{width}x{height} pixels" if width else "more pixels than Pillow will decode"
         raise UserError(f"image {path} claims {size}, more than the {MAX_PIXELS:,} a training image may have "
