@@ -1,3 +1,4 @@
+import csv
 import os
 import shutil
 import socket
@@ -59,6 +60,15 @@ def run_cli(*args, env=None, timeout=600, cwd=WORK):
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def logged_steps(out, rank):
+    """The steps rank ``rank`` of a data-parallel run in ``out`` logged (its log_rank<N>.csv)."""
+    path = out / f"log_rank{rank}.csv"
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [int(row["step"]) for row in csv.DictReader(f) if row.get("img_per_s")]
 
 
 def free_port():

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, logged_steps
 
 MSRUN = os.path.join(os.path.dirname(sys.executable), "msrun")
 needs_msrun = pytest.mark.skipif(not os.path.exists(MSRUN),
@@ -47,14 +47,6 @@ def worker_pid(port, rank):
         if b"MS_ROLE=MS_WORKER" in environ and f"RANK_ID={rank}".encode() in environ:
             return pid
     raise AssertionError(f"no worker of rank {rank} on port {port}")
-
-
-def logged_steps(out, rank):
-    path = out / f"log_rank{rank}.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [int(row["step"]) for row in csv.DictReader(f) if row.get("img_per_s")]
 
 
 def wait_for_steps(out, steps, proc, timeout=240):

@@ -5,7 +5,6 @@ naming its own node's log, and --resume on both nodes finishes the run.
 
 Network namespaces need root: .ci/run runs this file as root after the suite (which runs as an
 ordinary account); elsewhere it skips, saying why."""
-import csv
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, logged_steps
 
 SCRIPT = os.path.join(REPO, "scripts", "run_distributed.sh")
 TINY = ["--dataset", "sample", "--batch_size", "8", "--ngf", "8", "--ndf", "8", "--nz", "16", "--no_progress"]
@@ -74,14 +73,6 @@ def finish(launchers, timeout=300):
         for launcher in launchers:
             if launcher.poll() is None:
                 os.killpg(launcher.pid, signal.SIGKILL)
-
-
-def logged_steps(out, rank):
-    path = out / f"log_rank{rank}.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [int(row["step"]) for row in csv.DictReader(f) if row.get("img_per_s")]
 
 
 def test_two_nodes_stop_together_when_one_launcher_is_stopped_and_resume_on_both(tmp_path, two_hosts):

@@ -40,10 +40,9 @@ def needs_compositing(path):
                 (width, height), mode, info = im.size, im.mode, im.info
     except Image.DecompressionBombError:
         width = height = None
-    except Exception:  # noqa: BLE001 -- any header Pillow cannot read: broken
-        with open(path, "rb") as f:
-            if f.read(3) == b"\xff\xd8\xff":  # a JPEG cut inside its header kills MindSpore's decoder (SIGFPE)
-                raise UserError(f"cannot decode image {path} {NOT_DECODABLE}") from None
+    except Exception:  # any header Pillow cannot read: broken
+        if starts_as_jpeg(path):  # a JPEG cut inside its header kills MindSpore's decoder (SIGFPE)
+            raise UserError(f"cannot decode image {path} {NOT_DECODABLE}") from None
         return False  # anything else: MindSpore's decoder names it, also while training (see dataset.py)
     if width is None or width * height > MAX_PIXELS:
         size = f"{width}x{height} pixels" if width else "more pixels than Pillow will decode"
@@ -51,6 +50,14 @@ def needs_compositing(path):
                         "(they are shrunk to 64x64): remove it, or shrink it, and run again")
     return path.lower().endswith(MAY_HAVE_ALPHA) and (mode in ("RGBA", "LA", "PA", "RGBa", "La") or
                                                        "transparency" in info)
+
+
+def starts_as_jpeg(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"\xff\xd8\xff"
+    except OSError:  # unreadable: MindSpore's reader names it
+        return False
 
 
 def composited(path, background):
@@ -91,7 +98,7 @@ class ImageFiles:
             if needs_compositing(paths[i]):
                 try:
                     flat = composited(paths[i], background)
-                except Exception:  # noqa: BLE001 -- Pillow raises OSError, ValueError, SyntaxError... on broken files
+                except Exception:  # Pillow raises OSError, ValueError, SyntaxError... on broken files
                     raise UserError(f"cannot decode image {paths[i]} {NOT_DECODABLE}") from None
                 flat.save(os.path.join(folder, f"{i:08d}.png"), compress_level=1)
             else:
