@@ -203,6 +203,16 @@ def test_a_cache_others_can_write_is_not_loaded_and_the_kernels_are_built_privat
                                     "(mode 777))" in err and "set DCGAN_MS_CACHE" in err
 
 
+def test_a_cache_another_user_owns_is_not_loaded(fresh_build, monkeypatch, capsys):
+    cache = fresh_build / "cache"
+    cache.mkdir(mode=0o700)
+    owner = os.stat(cache).st_uid
+    monkeypatch.setattr(library.os, "geteuid", lambda: owner + 1)  # as another user sees this user's folder
+    lib = kernels.build()
+    assert lib.parent != cache
+    assert f"not using the kernel cache {cache} (user {owner} owns it, not you ({owner + 1}))" in capsys.readouterr().err
+
+
 def test_a_library_that_is_a_link_or_writable_by_others_is_rebuilt_not_loaded(fresh_build, tmp_path):
     lib = kernels.build()
     elsewhere = tmp_path / "elsewhere.so"
