@@ -106,7 +106,8 @@ class TrainConfig:
     seed: int = flag(1, "seeds weights, shuffling, noise and the fixed noise", group="training", defines_run=True,
                      type=int)
     swd_every: int = flag(0, "every this many epochs (and at the end), score G by SWD against --swd_num real images "
-                          "(swd.csv, third panel of losses.png); 0: off", group="training", type=count, metavar="EPOCHS")
+                          "(swd.csv, third panel of losses.png); 0: off", group="training", type=count,
+                          metavar="EPOCHS")
     swd_num: int = flag(256, "images per set for --swd_every", group="training", type=positive(int))
     # the tutorial's sizes, models.NZ, NGF and NDF (written out: the command line does not import MindSpore)
     nz: int = flag(100, "length of the noise vector z", group="model", defines_run=True, type=positive(int))

@@ -4,9 +4,9 @@
 
 ``find_images`` lists the images at any depth; ``ImageFiles`` (``image_files.py``) lays them out as
 links in one temporary folder, so that MindSpore's C++ reader and decoder do the work in its worker
-threads; images with transparency are composited over ``--background`` first. A set that fits in ``in_memory_bytes()`` is
-decoded once and kept as one array. ``training_data.TrainingData`` owns the result and gives its
-batches epoch by epoch; docs/design.md says why each step is as it is.
+threads; images with transparency are composited over ``--background`` first. A set that fits in
+``in_memory_bytes()`` is decoded once and kept as one array. ``training_data.TrainingData`` owns the
+result and gives its batches epoch by epoch; docs/design.md says why each step is as it is.
 """
 import filecmp
 import glob

@@ -113,16 +113,19 @@ def reads_time_out(seconds):
 
 def unpack(zip_path, root):
     """Unpack ``zip_path`` into ``root``: refused when it would hold more than MAX_MEMBERS members, or more
-    bytes than MAX_UNPACKED_BYTES or MAX_RATIO times its own size; unpacked into a temporary folder in ``root`` (every member's CRC checked as it is
-    read), its entries renamed into ``root`` and the marker written only once every member is out."""
+    bytes than MAX_UNPACKED_BYTES or MAX_RATIO times its own size; unpacked into a temporary folder in
+    ``root`` (every member's CRC checked as it is read), its entries renamed into ``root`` and the marker
+    written only once every member is out."""
     try:
         with zipfile.ZipFile(zip_path) as archive:
             members = archive.infolist()
             unpacked = sum(m.file_size for m in members)  # zipfile reads no member past its stated size
-            if len(members) > MAX_MEMBERS or unpacked > min(MAX_UNPACKED_BYTES, MAX_RATIO * os.path.getsize(zip_path)):
-                raise UserError(f"{zip_path} would unpack to {len(members):,} files and {unpacked:,} bytes, more than "
-                                f"faces.zip ever holds (at most {MAX_MEMBERS:,} files and {MAX_UNPACKED_BYTES:,} bytes, "
-                                f"{MAX_RATIO} per byte of archive): it is not faces.zip; delete it and download it again")
+            bound = min(MAX_UNPACKED_BYTES, MAX_RATIO * os.path.getsize(zip_path))
+            if len(members) > MAX_MEMBERS or unpacked > bound:
+                raise UserError(f"{zip_path} would unpack to {len(members):,} files and {unpacked:,} bytes, more "
+                                f"than faces.zip ever holds (at most {MAX_MEMBERS:,} files and "
+                                f"{MAX_UNPACKED_BYTES:,} bytes, {MAX_RATIO} per byte of archive): it is not "
+                                "faces.zip; delete it and download it again")
             work = tempfile.mkdtemp(prefix=".unpacking-", dir=root)
             try:
                 archive.extractall(work)
