@@ -4,6 +4,7 @@ Code anywhere in the package raises ``UserError("what is wrong; what to do")``; 
 decorator around each command's ``main`` prints it as ``error: ...`` on stderr and exits with
 status 2, never with a traceback.
 """
+import argparse
 import functools
 import sys
 
@@ -30,3 +31,11 @@ def cli(main):
             sys.exit(2)
 
     return wrapper
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a wrong flag is one line (``error: ...: see --help``) instead of the usage
+    block, like every other user error of the command lines."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}: see {self.prog} --help\n")

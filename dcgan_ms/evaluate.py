@@ -15,11 +15,11 @@ import argparse
 import json
 import os
 
-from .errors import UserError, cli
+from .errors import ArgumentParser, UserError, cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m dcgan_ms.evaluate", description="Sliced Wasserstein distance "
+    p = ArgumentParser(prog="python -m dcgan_ms.evaluate", description="Sliced Wasserstein distance "
                                 "between a Generator's images and real images (no download needed).",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     g = p.add_mutually_exclusive_group(required=True)

@@ -15,7 +15,7 @@ import tempfile
 
 import numpy as np
 
-from .errors import UserError, cli, first_line
+from .errors import ArgumentParser, UserError, cli, first_line
 from .files import finish_file, why_not_written
 
 
@@ -82,11 +82,12 @@ def load_mindir(path):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m dcgan_ms.export", description="Export a Generator checkpoint "
+    p = ArgumentParser(prog="python -m dcgan_ms.export", description="Export a Generator checkpoint "
                                 "to MINDIR or ONNX for inference.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ckpt", required=True, help="the generator.ckpt to export")
-    p.add_argument("--format", choices=("MINDIR", "ONNX"), default="MINDIR")
+    p.add_argument("--format", choices=("MINDIR", "ONNX"), default="MINDIR",
+                   help="MINDIR (for ms.load and nn.GraphCell) or ONNX (for onnxruntime and others)")
     p.add_argument("--out", default=None, help="file to write (default: beside --ckpt, generator.mindir/.onnx)")
     p.add_argument("--batch_size", type=int, default=64, help="the exported graph's fixed batch size")
     return p

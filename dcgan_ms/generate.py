@@ -14,11 +14,11 @@ import os
 import numpy as np
 from PIL import Image
 
-from .errors import UserError, cli
+from .errors import ArgumentParser, UserError, cli
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="python -m dcgan_ms.generate", description="Write a grid of avatars "
+    p = ArgumentParser(prog="python -m dcgan_ms.generate", description="Write a grid of avatars "
                                 "(and optionally each image) generated from a Generator checkpoint.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--ckpt", required=True, help="a generator.ckpt (ours or the tutorial's)")
@@ -35,7 +35,8 @@ def build_parser():
     p.add_argument("--rows", type=int, default=4, help="with --interpolate: how many walks")
     p.add_argument("--nz", type=int, default=None, help="noise length (default: the checkpoint's)")
     p.add_argument("--ngf", type=int, default=None, help="Generator width (default: the checkpoint's)")
-    p.add_argument("--device_target", choices=("CPU", "GPU", "Ascend"), default="CPU")
+    p.add_argument("--device_target", choices=("CPU", "GPU", "Ascend"), default="CPU",
+                   help="where to run the Generator")
     return p
 
 

@@ -18,13 +18,13 @@ import argparse
 import sys
 
 from .config import FLAGS, TrainConfig
-from .errors import UserError, cli
+from .errors import ArgumentParser, UserError, cli
 from .pixels import parse_colour
 
 
 def build_parser():
     """The command line, built from ``TrainConfig``'s fields (their defaults, help and parsing)."""
-    p = argparse.ArgumentParser(prog="python -m dcgan_ms.train", description="Train the MindSpore tutorial's "
+    p = ArgumentParser(prog="python -m dcgan_ms.train", description="Train the MindSpore tutorial's "
                                 "DCGAN on anime faces (or any folder of images).",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     groups = {}
@@ -50,18 +50,16 @@ def parse_args(argv=None):
     args = vars(parser.parse_args(argv))
     if args["dataset"] is None:
         args["dataset"] = "folder" if args["data_root"] else "faces"
+    # Flags that parse alone but not together: UserError, one line with what to do (no usage block).
     if args["dataset"] == "sample" and args["data_root"]:
-        parser.error("--dataset sample takes no --data_root (the sample is data/sample)")
+        raise UserError("--dataset sample takes no --data_root (the sample is data/sample)")
     if args["distributed"] and args["device_id"] is not None:
-        parser.error("--device_id does not go with --distributed: msrun gives each rank its own device")
+        raise UserError("--device_id does not go with --distributed: msrun gives each rank its own device")
     if args["distributed"] and args["output_dir"] is None:
-        parser.error("--distributed needs --output_dir (every rank must write to the same folder)")
+        raise UserError("--distributed needs --output_dir (every rank must write to the same folder)")
     if args["resume"] == "latest" and args["output_dir"] is None:
-        parser.error("--resume alone needs --output_dir, the folder of the run to continue")
-    try:
-        parse_colour(args["background"])
-    except UserError as e:
-        parser.error(str(e))
+        raise UserError("--resume alone needs --output_dir, the folder of the run to continue")
+    parse_colour(args["background"])  # a UserError naming the colour
     return TrainConfig(**args, explicit=tuple(sorted(explicit_flags(argv))))
 
 
