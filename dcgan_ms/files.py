@@ -1,12 +1,15 @@
 """Files written whole and owned as the user's other files: fsync, rename, fsync of the folder.
 
-``finish_file`` gives a file written under a temporary name the mode the user's umask gives new files
+``written_whole`` wraps a write in both, for pictures and the like. ``finish_file`` gives a file written under a temporary name the mode the user's umask gives new files
 (MindSpore leaves what it writes read-only, 0400), puts it on disk and renames it into place, so that a
 power cut leaves either the old file or the new one. ``why_not_written`` turns the OSError of a failed
 write into its cause in words (permission, disk full, read-only file system), never a guess.
 """
+import contextlib
 import errno
 import os
+
+from .errors import UserError
 
 
 def user_file_mode():
@@ -66,3 +69,19 @@ def why_not_written(error):
         return CAUSES[error.errno]
     text = str(error).strip()
     return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+@contextlib.contextmanager
+def written_whole(path):
+    """Write ``path`` whole or not at all: yields a temporary path beside it (same extension, for writers
+    that choose the format by it), then ``finish_file``s it into place. A write that fails (a full disk,
+    no permission) removes the temporary file and raises UserError naming ``path`` and the cause."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem, extension = os.path.splitext(name)
+    tmp = os.path.join(folder, f".{stem}.tmp-{os.getpid()}{extension}")
+    try:
+        yield tmp
+        finish_file(tmp, path)
+    except OSError as e:
+        remove_quietly(tmp)
+        raise UserError(f"could not write {path}: {why_not_written(e)}") from None

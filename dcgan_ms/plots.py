@@ -1,9 +1,11 @@
-"""Pictures of a run: image grids, the loss plot and the progress GIF (Pillow and matplotlib)."""
+"""Pictures of a run: image grids, the loss plot and the progress GIF (Pillow and matplotlib), each
+written whole or not at all (``files.written_whole``)."""
 import math
 
 import numpy as np
 from PIL import Image
 
+from .files import written_whole
 from .pixels import TANH
 
 
@@ -26,7 +28,8 @@ def image_grid(images, nrow=None, padding=2, pad_value=255):
 
 
 def save_grid(images, path, nrow=None):
-    image_grid(images, nrow).save(path)
+    with written_whole(path) as tmp:
+        image_grid(images, nrow).save(tmp)
     return path
 
 
@@ -53,7 +56,8 @@ def plot_losses(log, path, swd_log=None):
         ax3[0].plot(swd_log["step"], swd_log["swd_mean"], marker="o", color="tab:purple")
         ax3[0].set(title="SWD to real images (x1e3, lower is better)", xlabel="step", ylabel="SWD")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with written_whole(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     return path
 
 
@@ -65,5 +69,6 @@ def make_gif(frames, path, duration_ms=400):
     frames = [(f if isinstance(f, Image.Image) else Image.open(f)).convert("RGB").quantize(
         256, method=Image.Quantize.FASTOCTREE) for f in frames]
     durations = [duration_ms] * (len(frames) - 1) + [duration_ms * 5]
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    with written_whole(path) as tmp:
+        frames[0].save(tmp, save_all=True, append_images=frames[1:], duration=durations, loop=0)
     return path
