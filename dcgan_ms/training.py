@@ -88,12 +88,13 @@ def outcome(s, stop, seconds):
 def stop_message(stop, step, out):
     """The one line for a run that stopped on something to fix, saying what is kept and what to do."""
     saved = resume.newest_step(out)
+    again = f"continue with --resume --output_dir {out}" if saved else "run again"  # no checkpoint: nothing to resume
     if stop.reason == "data error":
-        return (f"{stop.message}: remove or replace that file and continue with --resume --output_dir {out}"
-                + (f" (the checkpoints hold the {step} steps done)" if step else ""))
+        return (f"{stop.message}: remove or replace that file and {again}"
+                + (f" (the checkpoints hold the {saved} steps done)" if saved else ""))
     if stop.reason == "non-finite loss":
         kept = (f"the newest checkpoint in {out}/checkpoints, from step {saved}, is kept" if saved
                 else "no checkpoint had been written yet")
         return f"{stop.message}; training stopped and {kept}: try a lower --lr"
-    return (f"aborted at step {step} without saving; the newest checkpoint in {out}/checkpoints is from step {saved}: "
-            f"continue with --resume --output_dir {out}")
+    kept = f"the newest checkpoint in {out}/checkpoints is from step {saved}" if saved else "no checkpoint was written"
+    return f"aborted at step {step} without saving; {kept}: {again}"

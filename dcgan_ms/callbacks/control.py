@@ -30,12 +30,14 @@ class TimeLimit(Callback):
 
     def on_step_end(self, position, losses, real_imgs):
         if self.clock() >= self.deadline:
-            raise StopTraining("time limit", f"stopped at the time limit (--max_minutes {self.minutes:g}) after step "
-                               f"{position.step}: continue with --resume --output_dir {self.output_dir}")
+            raise StopTraining("time limit", f"stopped at the time limit (--max_minutes {self.minutes:g})")
 
     def on_train_end(self, position, stop):
+        # The step where training stopped: in a data-parallel run the ranks take a stop at their next
+        # agreement, a step after the one that asked for it.
         if stop is not None and stop.reason == "time limit":
-            print(stop.message, file=sys.stderr)
+            print(f"stopped at the time limit (--max_minutes {self.minutes:g}) after step {position.step}: continue "
+                  f"with --resume --output_dir {self.output_dir}", file=sys.stderr)
 
 
 class StopOnSignal(Callback):
