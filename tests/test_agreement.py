@@ -8,7 +8,7 @@ from dcgan_ms import distributed
 from dcgan_ms.distributed import AGREED_STOPS, Agreement, agree_to_start
 from dcgan_ms.errors import UserError
 from dcgan_ms.loop import StopTraining, train_loop
-from test_loop import FakeStep, Recorder, dataset, noise  # noqa: F401 (a fixture)
+from conftest import FakeStep, Recorder, noise
 
 
 class OtherRank:
@@ -54,7 +54,7 @@ def test_the_clock_is_rank_0s_on_every_rank(monkeypatch):
     assert other.combine() is None and other.clock() == 0.0  # its own clock is not sent: rank 0's alone counts
 
 
-def test_every_rank_stops_after_the_step_where_another_rank_asked(monkeypatch, dataset):  # noqa: F811
+def test_every_rank_stops_after_the_step_where_another_rank_asked(monkeypatch, dataset):
     monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("interrupted", at=2))  # 1 call at start, 1 a step
     recorder = Recorder()
     stop = train_loop(FakeStep(), dataset, total_steps=9, noise=noise(), callbacks=[recorder],
@@ -64,7 +64,7 @@ def test_every_rank_stops_after_the_step_where_another_rank_asked(monkeypatch, d
     assert recorder.events[-1] == ("end", 2, "interrupted")
 
 
-def test_a_callbacks_stop_waits_for_the_next_agreement(monkeypatch, dataset):  # noqa: F811
+def test_a_callbacks_stop_waits_for_the_next_agreement(monkeypatch, dataset):
     """On one rank a callback's stop (Ctrl-C seen after step 2) is requested, not taken: the ranks agree at
     the next step, and all stop after it."""
     monkeypatch.setattr(distributed, "sum_over_devices", OtherRank())

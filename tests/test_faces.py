@@ -48,6 +48,7 @@ def patch_headers(path, field_offset, value):
     open(path, "wb").write(bytes(data))
 
 
+@pytest.mark.slow
 def test_an_archive_put_by_hand_is_unpacked_once_and_marked_complete(tmp_path, flat_images):
     root = tmp_path / "faces"
     root.mkdir()

@@ -8,49 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from conftest import REPO
-from dcgan_ms.data import TrainingData
+from conftest import REPO, FakeStep, Recorder, noise
 from dcgan_ms.loop import Callback, Position, StopTraining, train_loop
-from dcgan_ms.noise import StepNoise
-
-
-class Recorder(Callback):
-    def __init__(self):
-        self.events = []
-
-    def on_train_begin(self, position):
-        self.events.append(("begin", position.step))
-
-    def on_step_end(self, position, losses, real_imgs):
-        self.events.append(("step", position.step, position.epoch, position.step_in_epoch, tuple(real_imgs.shape)))
-
-    def on_epoch_end(self, position):
-        self.events.append(("epoch", position.step, position.epoch))
-
-    def on_train_end(self, position, stop):
-        self.events.append(("end", position.step, stop.reason if stop else None))
-
-
-class FakeStep:
-    """Stands in for make_train_step's step: records z, returns losses (non-finite from step ``bad_at``)."""
-
-    def __init__(self, bad_at=None):
-        self.z, self.noise, self.bad_at = [], [], bad_at
-
-    def __call__(self, real_imgs, z, *noise):
-        self.z.append(z.asnumpy())
-        self.noise.append([n.asnumpy() for n in noise])
-        bad = self.bad_at is not None and len(self.z) >= self.bad_at
-        return (float("nan") if bad else 0.7, 0.6, 0.5, 0.4)
-
-
-@pytest.fixture(scope="module")
-def dataset(flat_images):
-    return TrainingData(flat_images, batch_size=8, num_parallel_workers=1)  # 24 images: 3 steps an epoch
-
-
-def noise(seed=1, **options):
-    return StepNoise(nz=4, seed=seed, **options)
 
 
 def test_steps_epochs_and_the_end_are_told_in_order(dataset):

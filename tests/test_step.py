@@ -1,5 +1,6 @@
-import numpy as np
 import mindspore as ms
+import numpy as np
+import pytest
 from mindspore import nn
 
 from dcgan_ms.data import SAMPLE_DIR, create_dataset
@@ -59,6 +60,7 @@ def test_pynative_step_matches_graph_step():
     np.testing.assert_allclose(results[0], results[1], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_discriminator_alone_learns_real_from_fake():
     """D trained alone on real images vs a fixed G's output must drive its loss down."""
     ms.set_seed(1)
@@ -88,6 +90,7 @@ def test_discriminator_alone_learns_real_from_fake():
     assert np.mean(losses[-3:]) < 0.5 * losses[0], losses
 
 
+@pytest.mark.slow
 def test_instance_noise_reaches_the_discriminator_only_when_asked():
     noise = [ms.Tensor(n) for n in 0.5 * np.random.default_rng(3).standard_normal((3, 4, 3, 64, 64)).astype(np.float32)]
     outputs = []

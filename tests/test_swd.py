@@ -36,6 +36,7 @@ def test_pyramid_reconstructs_the_image():
     np.testing.assert_allclose(rebuilt, x, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_swd_orders_sets_by_how_far_they_are(halves):
     a, b = halves
     same = swd(a, b)["mean"]

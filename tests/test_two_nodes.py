@@ -30,7 +30,8 @@ def namespaces_unavailable():
     return None
 
 
-pytestmark = pytest.mark.skipif(namespaces_unavailable() is not None, reason=namespaces_unavailable() or "")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(namespaces_unavailable() is not None, reason=namespaces_unavailable() or "")]
 
 
 @pytest.fixture
