@@ -167,7 +167,39 @@ def test_transparent_pixels_take_the_background_colour(tmp_path):
         create_dataset(str(tmp_path), 5, background="no-such-colour")
 
 
-def test_missing_empty_and_too_small(tmp_path, flat_images):
+def test_pixel_range_0_1_is_the_tutorials_x_over_255_of_the_same_pixels(flat_images):
+    """--pixel_range 0,1 (the tutorial's scaling, kept for comparison): the same images as -1,1 (ours,
+    Tanh's range), mapped by (x + 1) / 2."""
+    from dcgan_ms.pixels import TANH, TUTORIAL
+    batches = {}
+    for pixel_range in (TANH, TUTORIAL):
+        dataset = create_dataset(flat_images, 24, shuffle=False, num_parallel_workers=1, pixel_range=pixel_range)
+        batches[pixel_range.flag] = next(dataset.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))[0]
+    tutorial, ours = batches["0,1"], batches["-1,1"]
+    assert tutorial.min() >= 0 and tutorial.max() <= 1 and ours.min() < -0.9 and ours.max() > 0.9
+    np.testing.assert_allclose(tutorial, (ours + 1) / 2, atol=1e-6)
+
+
+@pytest.mark.parametrize("in_memory", [True, False], ids=["decoded-once", "streamed"])
+def test_every_listed_format_decodes_to_the_same_pixels(tmp_path, in_memory):
+    """README: ``.jpg .jpeg .png .bmp .tif .tiff``, any case. One image saved in each: the lossless ones
+    give exactly the PNG's pixels, the JPEGs nearly."""
+    from PIL import Image
+    picture = Image.open(os.path.join(SAMPLE_DIR, "7.jpg")).convert("RGB")
+    names = ["a.png", "b.bmp", "c.tif", "d.TIFF", "e.jpeg", "f.JPG", "g.Png", "h.jpg"]
+    for name in names:
+        picture.save(tmp_path / name, **({"quality": 95} if name.lower().endswith(("jpg", "jpeg")) else {}))
+    dataset = create_dataset(str(tmp_path), len(names), shuffle=False, num_parallel_workers=1, in_memory=in_memory)
+    assert sorted(os.path.basename(p) for p in find_images(str(tmp_path))) == names
+    x = next(dataset.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))[0]
+    decoded = dict(zip(sorted(names), x))  # the files in the order they are listed (sorted by name)
+    for name in ("b.bmp", "c.tif", "d.TIFF", "g.Png"):
+        np.testing.assert_array_equal(decoded[name], decoded["a.png"], err_msg=name)
+    for name in ("e.jpeg", "f.JPG", "h.jpg"):
+        assert np.abs(decoded[name] - decoded["a.png"]).mean() < 0.03, name
+
+
+def test_a_missing_or_empty_folder_or_one_smaller_than_a_batch_is_one_clear_error(tmp_path, flat_images):
     with pytest.raises(UserError, match="does not exist"):
         create_dataset(str(tmp_path / "nope"), 8)
     (tmp_path / "notes.txt").write_text("not an image")

@@ -12,9 +12,12 @@ from conftest import run_cli
 from dcgan_ms import checkpoint, files
 from dcgan_ms.errors import UserError
 from dcgan_ms.export import export_generator, load_mindir
-from dcgan_ms.images import interpolate
+from dcgan_ms.data import SAMPLE_DIR
+from dcgan_ms.images import generated_images, interpolate, real_images
+from dcgan_ms.swd import diversity, swd
 
 
+@pytest.mark.slow
 def test_mindir_export_reloads_and_matches_the_cell(tiny_run, tmp_path):
     out, _ = tiny_run
     proc = run_cli("dcgan_ms.export", "--ckpt", os.path.join(out, "generator.ckpt"), "--out",
@@ -33,14 +36,16 @@ def test_mindir_export_reloads_and_matches_the_cell(tiny_run, tmp_path):
     assert os.stat(tmp_path / "g.mindir").st_mtime_ns != before
 
 
-def test_onnx_export_runs_in_onnxruntime(tiny_run, tmp_path):
+@pytest.mark.slow
+def test_onnx_export_from_the_command_line_runs_in_onnxruntime(tiny_run, tmp_path):
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is in requirements-test.txt")
     ckpt = os.path.join(tiny_run[0], "generator.ckpt")
     shared = tmp_path / "shared"  # a class's folder: MindSpore alone would make it 0700, or fail in it
     shared.mkdir()
     shared.chmod(0o775)
-    path = export_generator(checkpoint.load_generator(ckpt, conv=None), str(shared / "g.onnx"), "ONNX",
-                            batch_size=4)
+    path = str(shared / "g.onnx")  # the README's command line, at a batch of 4
+    proc = run_cli("dcgan_ms.export", "--ckpt", ckpt, "--format", "ONNX", "--out", path, "--batch_size", "4")
+    assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE(os.stat(shared).st_mode) == 0o775 and os.listdir(shared) == ["g.onnx"]
     assert stat.S_IMODE(os.stat(path).st_mode) == files.user_file_mode()
     session = ort.InferenceSession(path)
@@ -57,6 +62,7 @@ def test_export_refuses_the_compiled_kernels_with_a_clear_error(tiny_run, tmp_pa
         export_generator(g, str(tmp_path / "g.mindir"))
 
 
+@pytest.mark.slow
 def test_evaluate_writes_swd_json(tiny_run, flat_images):
     out, _ = tiny_run
     proc = run_cli("dcgan_ms.evaluate", "--ckpt", os.path.join(out, "generator.ckpt"), "--data_root", flat_images,
@@ -64,8 +70,17 @@ def test_evaluate_writes_swd_json(tiny_run, flat_images):
     assert proc.returncode == 0, proc.stderr
     report = json.load(open(os.path.join(out, "swd.json")))
     assert report["num"] == 16 and set(report["swd_x1e3"]["per_level"]) == {"16", "32", "64"}
-    assert report["swd_x1e3"]["mean"] > 0
     assert f"mean {report['swd_x1e3']['mean']:.1f}" in proc.stdout
+    # The scores are the metric's for the checkpoint's images against the folder's (seed 0, as run) ...
+    real = real_images(flat_images, 16, seed=0)
+    fake = generated_images(checkpoint.load_generator(os.path.join(out, "generator.ckpt")), 16, seed=0)
+    expected = swd(real, fake, seed=0)
+    assert report["swd_x1e3"]["mean"] == pytest.approx(expected["mean"], rel=1e-5)
+    assert report["swd_x1e3"]["per_level"] == pytest.approx({str(k): v for k, v in expected["levels"].items()}, rel=1e-5)
+    assert report["diversity"] == pytest.approx(diversity(real, fake), rel=1e-5)
+    # ... and a 2-step Generator is far from them: further than 16 other real images are.
+    others = real_images(SAMPLE_DIR, 16, seed=5)
+    assert report["swd_x1e3"]["mean"] > 2 * swd(real, others, seed=0)["mean"]
     proc = run_cli("dcgan_ms.evaluate", "--ckpt", os.path.join(out, "generator.ckpt"), "--data_root", flat_images,
                    "--num", "100")
     assert proc.returncode == 2 and "fewer than --num 100" in proc.stderr

@@ -14,7 +14,10 @@ from nbclient import NotebookClient
 import pytest
 from PIL import Image
 
-from conftest import REPO
+from conftest import REPO, assert_drawn_images, grid_tiles
+from dcgan_ms import checkpoint
+from dcgan_ms.images import generate
+from dcgan_ms.plots import to_uint8
 
 NOTEBOOKS = [os.path.join(REPO, "tutorial.ipynb"), os.path.join(REPO, "tutorial_zh.ipynb")]
 
@@ -23,6 +26,7 @@ def code_cells(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=os.path.basename)
 def test_tutorial_notebook_executes(tmp_path, monkeypatch, notebook):
     nb = nbformat.read(notebook, as_version=4)
@@ -36,8 +40,18 @@ def test_tutorial_notebook_executes(tmp_path, monkeypatch, notebook):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     images = [o for o in outputs if {"image/png", "image/jpeg"} & set(o.get("data", {}))]
     assert len(images) >= 6, "plots and image grids should be shown"
-    assert os.path.isfile(tmp_path / "nb" / "generator.ckpt")
-    assert os.path.isfile(tmp_path / "nb" / "progress.gif")
+    # What this code draws: pictures, not blank figures; a grid of 64 distinct images (40 steps: less than an
+    # epoch, so one grid); weights that load and draw.
+    for shown in images:
+        assert picture(shown).std() > 10, "a blank picture"
+    grid = grid_tiles(tmp_path / "nb" / "samples" / "epoch_001.png")
+    assert grid.shape == (64, 64, 64, 3)
+    assert_drawn_images(grid)
+    generator = checkpoint.load_generator(str(tmp_path / "nb" / "generator.ckpt"))
+    z = np.random.default_rng(0).standard_normal((4, generator.nz, 1, 1)).astype(np.float32)
+    assert_drawn_images(to_uint8(generate(generator, z)))
+    with Image.open(tmp_path / "nb" / "progress.gif") as gif:
+        assert gif.n_frames == 1
     assert "40 steps of 32 in " in "".join(o.get("text", "") for o in outputs)
     # It shows the loop's real source and trains with it, not through the command line.
     shown = "".join(o.get("data", {}).get("text/plain", "") for o in outputs)
@@ -52,13 +66,22 @@ def test_tutorial_notebook_executes(tmp_path, monkeypatch, notebook):
     assert difference and float(difference.group(1)) < 1e-4, printed[-2000:]
 
 
+def picture(output):
+    """A picture a notebook shows, as float32 RGB pixels."""
+    data = output["data"].get("image/png") or output["data"]["image/jpeg"]
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), np.float32)
+
+
+def band(image, left, right):
+    """The horizontal band [left, right) of an image's width."""
+    return image[:, int(left * image.shape[1]):int(right * image.shape[1])]
+
+
 def colourfulness(output, left=0.0, right=1.0):
     """Mean saturation (max - min channel) of the non-white pixels of a picture the notebook shows, in
     the horizontal band [left, right) of its width. Training images score about 67; the grey blobs of
     a collapsed or barely trained generator (the 120-step notebook this replaced) 9-13."""
-    data = output["data"].get("image/png") or output["data"]["image/jpeg"]
-    image = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"), np.float32)
-    image = image[:, int(left * image.shape[1]):int(right * image.shape[1])]
+    image = band(picture(output), left, right)
     drawn = image[image.min(axis=2) < 235]  # leave out the figure's white background and the grid's padding
     return float((drawn.max(axis=1) - drawn.min(axis=1)).mean())
 

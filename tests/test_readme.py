@@ -1,19 +1,11 @@
 """README.md and README_CN.md: the same commands, each file linking to the other at the top."""
 import os
-import re
 
-from conftest import REPO
-
-
-def commands(name):
-    """The lines of a README's shell code blocks, without their trailing comments."""
-    text = open(os.path.join(REPO, name), encoding="utf-8").read()
-    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
-    return [re.sub(r"\s+#.*$", "", line).rstrip() for block in blocks for line in block.splitlines() if line.strip()]
+from conftest import REPO, readme_commands
 
 
 def test_the_chinese_readme_gives_exactly_the_english_commands():
-    english, chinese = commands("README.md"), commands("README_CN.md")
+    english, chinese = readme_commands("README.md"), readme_commands("README_CN.md")
     assert len(english) >= 15 and chinese == english
 
 

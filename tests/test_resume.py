@@ -5,6 +5,7 @@ is killed and resumed logs exactly the losses of the same run left alone; the fi
 """
 import csv
 import errno
+import json
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ from dcgan_ms import resume
 from dcgan_ms.checkpoint import restore
 from dcgan_ms.data import SAMPLE_DIR
 from dcgan_ms.errors import UserError
+from dcgan_ms.loop import Callback
 
 STEPS_PER_EPOCH, EPOCHS = 9, 3  # 72 images in batches of 8
 
@@ -49,6 +51,20 @@ def losses(rows):
     return [(r["step"], r["epoch"], r["g_loss"], r["d_loss"], r["d_real"], r["d_fake"]) for r in rows]
 
 
+def signal_when_logged(run, out, step, signum, timeout=300):
+    """Send ``signum`` to ``run`` the moment its log.csv holds ``step`` (polled every millisecond, on the
+    file's size: a step of these tiny networks takes several), then wait for it to end."""
+    log, size, deadline = out / "log.csv", -1, time.monotonic() + timeout
+    while run.poll() is None and time.monotonic() < deadline:
+        if log.exists() and log.stat().st_size != size:
+            size = log.stat().st_size
+            if any(r["step"] == str(step) for r in read_log(out)):
+                break
+        time.sleep(0.001)
+    run.send_signal(signum)
+    run.wait(timeout=timeout)
+
+
 def checkpoint_steps(out):
     return sorted(int(os.path.basename(p)[5:12]) for p in resume.state_paths(str(out)))
 
@@ -57,6 +73,7 @@ def checkpoint_steps(out):
 KNOBS = ("--instance_noise_steps", "15", "--label_smoothing", "0.1", "--lr_d", "4e-4", "--beta2", "0.99", "--ema", "0.9")
 
 
+@pytest.mark.slow
 def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path, images):
     reference = tmp_path / "left_alone"
     proc = run_cli(*flags(images, reference, "--save_every", "2", *KNOBS))
@@ -68,11 +85,7 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path, images):
     with open(tmp_path / "killed.err", "w") as err:
         run = subprocess.Popen([sys.executable, "-m", *flags(images, out, "--save_every", "2", *KNOBS)],
                                stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.time() + 300
-        while not [s for s in checkpoint_steps(out) if s >= 12] and run.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        run.send_signal(signal.SIGKILL)
-        run.wait()
+        signal_when_logged(run, out, STEPS_PER_EPOCH + 2, signal.SIGKILL)  # early in epoch 2, past a checkpoint
     assert run.returncode == -signal.SIGKILL, (tmp_path / "killed.err").read_text()
     logged = [int(r["step"]) for r in read_log(out) if r["step"].isdigit()]
     assert STEPS_PER_EPOCH < logged[-1] < 2 * STEPS_PER_EPOCH, f"not killed mid-epoch 2: at step {logged[-1]}"
@@ -107,6 +120,7 @@ def corrupt(path, how):
     open(path, "wb").write(data)
 
 
+@pytest.mark.slow
 def test_damaged_checkpoints_are_named_and_resume_falls_back(tmp_path, images):
     out = tmp_path / "run"
     proc = run_cli(*flags(images, out, "--max_steps", "6", "--save_every", "1", "--keep_checkpoints", "3"))
@@ -142,6 +156,7 @@ def test_damaged_checkpoints_are_named_and_resume_falls_back(tmp_path, images):
     assert "--label_smoothing 0.2 differs from the run being resumed (0.0)" in proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_nonfinite_losses_stop_and_keep_the_last_good_checkpoint(tmp_path, images):
     out = tmp_path / "run"
     # A learning rate of 1e30 moves every weight by ~1e30 in the first Adam step: the second step overflows.
@@ -156,18 +171,14 @@ def test_nonfinite_losses_stop_and_keep_the_last_good_checkpoint(tmp_path, image
     assert all(np.isfinite(p.asnumpy()).all() for p in state["params"].values())
 
 
-def test_ctrl_c_saves_and_resume_finishes(tmp_path, images):
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_and_resume_finishes(tmp_path, images, signum):
     out = tmp_path / "run"
     with open(tmp_path / "err", "w") as err:
         run = subprocess.Popen([sys.executable, "-m", *flags(images, out)], stdout=subprocess.DEVNULL,
                                stderr=err)
-        deadline = time.time() + 300
-        while run.poll() is None and time.time() < deadline:
-            if os.path.exists(out / "log.csv") and len(read_log(out)) >= 3:
-                break
-            time.sleep(0.01)
-        run.send_signal(signal.SIGINT)
-        run.wait()
+        signal_when_logged(run, out, 3, signum)
     text = (tmp_path / "err").read_text()
     assert run.returncode == 130, text
     done = len(read_log(out))
@@ -176,6 +187,33 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path, images):
     proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--no_progress")
     assert proc.returncode == 0, proc.stderr
     assert [int(r["step"]) for r in read_log(out)] == list(range(1, STEPS_PER_EPOCH * EPOCHS + 1))
+
+
+class CtrlCTwice(Callback):
+    """Presses Ctrl-C twice after step ``at``: the first is taken (Python runs its handler when os.kill
+    returns), then the second arrives while the first still waits for the step's end."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def on_step_end(self, position, losses, real_imgs):
+        if position.step == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_second_ctrl_c_aborts_at_once_and_names_the_checkpoint_kept(tmp_path, images, monkeypatch):
+    from dcgan_ms import train, training
+    out = tmp_path / "run"
+    standard = training.standard_callbacks
+    monkeypatch.setattr(training, "standard_callbacks", lambda s: [CtrlCTwice(at=5), *standard(s)])
+    with pytest.raises(UserError) as raised:
+        training.train(train.parse_args(flags(images, out, "--save_every", "2")[1:]))
+    assert str(raised.value) == (f"aborted at step 5 without saving; the newest checkpoint in {out}/checkpoints is "
+                                 f"from step 4: continue with --resume --output_dir {out}")
+    assert checkpoint_steps(out) == [2, 4]
+    assert [int(r["step"]) for r in read_log(out)] == [1, 2, 3, 4]  # told before the log heard of step 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handlers are given back
 
 
 def networks_and_optimizers(width):
@@ -253,6 +291,57 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, images, 
     assert [int(r["step"]) for r in read_log(out)] == [1, 2, 3, 4]  # resume from step 2 drops 3 and 4
 
 
+def half_written_then_disk_full(path):
+    """What a full disk does to a write: part of the file, then ENOSPC."""
+    with open(path, "wb") as f:
+        f.write(b"\0" * 1000)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("written", ["generator.ckpt", "samples/epoch_001.png", "losses.png", "progress.gif"])
+def test_a_disk_that_fills_while_a_weight_file_or_picture_is_written_is_one_line_and_loses_no_step(
+        tmp_path, images, monkeypatch, written):
+    """At the end of an epoch (9 steps) the resume checkpoint is written first; the disk then fills while
+    G's weights or a picture is written: one line names the file and the cause, no partial file is left
+    under its name or a temporary one, and --resume continues from the step the checkpoint holds."""
+    import matplotlib.figure
+    from PIL import Image
+    from dcgan_ms import train, training
+    out = tmp_path / "run"
+    target = os.path.basename(written)
+    stem, extension = os.path.splitext(target)
+
+    def failing(real, path_of):  # real(...), unless it writes the file chosen to meet the full disk
+        def write(*args, **kwargs):
+            path = os.path.basename(str(path_of(*args, **kwargs)))
+            if path in (f".{target}.tmp.ckpt",) or (path.startswith(f".{stem}.tmp-") and path.endswith(extension)):
+                half_written_then_disk_full(os.path.join(os.path.dirname(str(path_of(*args, **kwargs))), path))
+            return real(*args, **kwargs)
+        return write
+
+    monkeypatch.setattr(ms, "save_checkpoint", failing(ms.save_checkpoint, lambda net, path, **kw: path))
+    monkeypatch.setattr(Image.Image, "save", failing(Image.Image.save, lambda image, path, *a, **kw: path))
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        failing(matplotlib.figure.Figure.savefig, lambda fig, path, *a, **kw: path))
+    args = train.parse_args(flags(images, out, "--max_steps", str(STEPS_PER_EPOCH))[1:])
+    what = "checkpoint " if written.endswith(".ckpt") else ""
+    with pytest.raises(UserError) as raised:
+        training.train(args)
+    assert str(raised.value) == f"could not write {what}{out / written}: the disk is full: free some space"
+    assert not (out / written).exists()
+    left = [name for folder in (out, out / "samples", out / "checkpoints") for name in os.listdir(folder)
+            if name.startswith(".") and name != ".lock"]
+    assert left == [], "temporary files left behind"
+    assert checkpoint_steps(out) == [STEPS_PER_EPOCH]  # the epoch's steps are kept
+    monkeypatch.undo()  # (in this process: it holds the run folder's lock while it lives)
+    done = training.train(train.parse_args(["--resume", "--output_dir", str(out), "--max_steps",
+                                            str(STEPS_PER_EPOCH + 1), "--no_progress"]))
+    assert done["steps"] == STEPS_PER_EPOCH + 1
+    assert (out / written).is_file() == (written != "samples/epoch_001.png")  # a past epoch's grid is not redrawn
+    assert [int(r["step"]) for r in read_log(out)] == list(range(1, STEPS_PER_EPOCH + 2))
+
+
 def test_output_folder_not_writable(tmp_path, images):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
@@ -269,6 +358,7 @@ def test_output_folder_not_writable(tmp_path, images):
     assert proc.returncode == 2 and "cannot write to output folder" in proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_an_edited_flag_in_a_checkpoint_is_checked_as_the_command_line_checks_it(tmp_path, images):
     """keep_checkpoints edited to 0 would make the rotation delete every checkpoint, the new one too."""
     import json
@@ -290,6 +380,7 @@ def test_an_edited_flag_in_a_checkpoint_is_checked_as_the_command_line_checks_it
     assert resume.state_paths(str(out)) == [path]
 
 
+@pytest.mark.slow
 def test_overwrite_deletes_the_old_checkpoints_only_once_the_new_run_is_set_up(tmp_path, images):
     out = tmp_path / "run"
     assert run_cli(*flags(images, out, "--max_steps", "2")).returncode == 0
@@ -297,9 +388,37 @@ def test_overwrite_deletes_the_old_checkpoints_only_once_the_new_run_is_set_up(t
     proc = run_cli(*flags(str(tmp_path / "no-such-folder"), out, "--max_steps", "1", "--overwrite"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr.strip().splitlines()[-1]
     assert checkpoint_steps(out) == old == [2]  # the failed new run destroyed nothing
-    proc = run_cli(*flags(images, out, "--max_steps", "1", "--overwrite"))
+    proc = run_cli(*flags(images, out, "--max_steps", "1", "--overwrite", "--seed", "7"))
     assert proc.returncode == 0, proc.stderr
+    # The old run's checkpoints and log are gone; a later --resume takes the new run's, with its seed.
     assert checkpoint_steps(out) == [1] and [int(r["step"]) for r in read_log(out)] == [1]
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--max_steps", "3", "--no_progress")
+    assert proc.returncode == 0, proc.stderr
+    assert f"resuming from {out}/checkpoints/step_0000001.ckpt: step 1," in proc.stderr
+    assert [int(r["step"]) for r in read_log(out)] == [1, 2, 3]
+    assert json.loads((out / "config.json").read_text())["seed"] == 7
+
+
+@pytest.mark.slow
+def test_resume_from_a_named_checkpoint_then_train_further_with_more_epochs(tmp_path, images):
+    """README: ``--resume PATH`` continues from that checkpoint (the log's later steps are dropped and
+    done again, the same), and ``--resume --output_dir DIR --epochs N`` trains a finished run further."""
+    out = tmp_path / "run"
+    assert run_cli(*flags(images, out, "--epochs", "1", "--save_every", "3")).returncode == 0
+    first = losses(read_log(out))
+    assert checkpoint_steps(out) == [3, 6, 9]
+    proc = run_cli("dcgan_ms.train", "--resume", str(out / "checkpoints" / "step_0000006.ckpt"), "--no_progress")
+    assert proc.returncode == 0, proc.stderr
+    assert f"resuming from {out}/checkpoints/step_0000006.ckpt: step 6," in proc.stderr and "done: 3 steps" in proc.stderr
+    assert losses(read_log(out)) == first
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--no_progress")  # complete: says so
+    assert proc.returncode == 0 and f"the run in {out} is complete (9 of 9 steps)" in proc.stderr, proc.stderr
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--epochs", "2", "--no_progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "done: 9 steps" in proc.stderr
+    assert [int(r[0]) for r in losses(read_log(out))] == list(range(1, 2 * STEPS_PER_EPOCH + 1))
+    assert losses(read_log(out))[:STEPS_PER_EPOCH] == first
+    assert sorted(os.listdir(out / "samples")) == ["epoch_001.png", "epoch_002.png"]
 
 
 HOLD_THE_FOLDER = """
@@ -311,6 +430,7 @@ time.sleep(600)
 """
 
 
+@pytest.mark.slow
 def test_a_second_trainer_in_a_run_folder_is_refused_naming_the_first_and_a_killed_ones_lock_is_stale(tmp_path,
                                                                                                       images):
     out = tmp_path / "run"

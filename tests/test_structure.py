@@ -87,7 +87,16 @@ def test_the_command_line_parses_its_flags_without_mindspore():
     assert proc.stdout.strip() == "[]"
 
 
-def test_the_configs_default_sizes_are_the_tutorials():
+def test_the_defaults_are_the_tutorials_as_the_readme_says():
+    """README: "The defaults are the tutorial's: batch 128, 3 epochs, nz 100, ngf = ndf = 64, Adam lr 2e-4,
+    beta1 0.5", for the command line and for the networks built without arguments."""
     from dcgan_ms import models
-    from dcgan_ms.config import TrainConfig
-    assert (TrainConfig().nz, TrainConfig().ngf, TrainConfig().ndf) == (models.NZ, models.NGF, models.NDF)
+    from dcgan_ms.train import parse_args
+    args = parse_args([])
+    assert (args.batch_size, args.epochs, args.nz, args.ngf, args.ndf, args.lr, args.beta1) == (
+        128, 3, 100, 64, 64, 2e-4, 0.5)
+    assert (args.dataset, args.data_root, args.device_target) == ("faces", None, "CPU")
+    assert (models.NZ, models.NGF, models.NDF) == (100, 64, 64)
+    readme = " ".join(open(os.path.join(REPO, "README.md"), encoding="utf-8").read().split())
+    assert ("The defaults are the tutorial's: batch 128, 3 epochs, nz 100, ngf = ndf = 64, Adam lr 2e-4, beta1 0.5"
+            in readme)
