@@ -180,7 +180,6 @@ def test_help_gives_every_flag_its_own_words(command):
 
 
 def broken_copy(tmp_path, flat_images):
-    import shutil
     root = tmp_path / "faces"
     shutil.copytree(flat_images, root)
     data = (root / "0.jpg").read_bytes()
@@ -368,7 +367,6 @@ def test_ranks_starting_at_once_check_the_output_folder_without_tripping_on_each
 def test_a_jpeg_cut_inside_its_header_is_named_instead_of_killing_the_process(tmp_path, flat_images):
     """MindSpore's decoder dies of SIGFPE on the first few hundred bytes of a JPEG (no message, nothing
     saved); such a file is named before it reaches the decoder."""
-    import shutil
     root = tmp_path / "faces"
     shutil.copytree(flat_images, root)
     data = (root / "3.jpg").read_bytes()

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import copy_sample_images
 from dcgan_ms.data import SAMPLE_DIR, create_dataset, find_images
 from dcgan_ms.data.synth import draw_avatar, make_avatars
 from dcgan_ms.errors import UserError
@@ -35,12 +36,6 @@ def test_flat_and_nested_layouts(flat_images, nested_images):
     assert x.shape == (5, 3, 64, 64) and dataset.steps_per_epoch == 4
 
 
-def copy_sample(folder, first, count):
-    os.makedirs(folder, exist_ok=True)
-    for i in range(first, first + count):
-        shutil.copy(os.path.join(SAMPLE_DIR, f"{i}.jpg"), os.path.join(folder, f"{i}.jpg"))
-
-
 def epoch(dataset, seed=0):
     """One epoch's batches as arrays (shuffled with the pipeline's seed, as TrainingData sets it)."""
     import mindspore.dataset as ds
@@ -53,11 +48,11 @@ def digests(batches):
 
 
 def test_exactly_the_images_under_the_folder_at_any_depth(tmp_path):
-    copy_sample(tmp_path / "mydata" / "cats", 0, 21)
-    copy_sample(tmp_path / "mydata" / "dogs", 21, 30)  # a sibling folder of images: never read
+    copy_sample_images(tmp_path / "mydata" / "cats", 21)
+    copy_sample_images(tmp_path / "mydata" / "dogs", 30, first=21)  # a sibling folder of images: never read
     (tmp_path / "mydata" / "cats" / "notes.txt").write_text("not an image")
     shutil.copy(os.path.join(SAMPLE_DIR, "99.jpg"), tmp_path / "mydata" / "cats" / ".hidden.jpg")
-    copy_sample(tmp_path / "mydata" / "cats" / ".thumbnails", 60, 5)  # hidden folder: skipped
+    copy_sample_images(tmp_path / "mydata" / "cats" / ".thumbnails", 5, first=60)  # hidden folder: skipped
     os.rename(tmp_path / "mydata" / "cats" / "3.jpg", tmp_path / "mydata" / "cats" / "3.JPG")  # any case
     cats = str(tmp_path / "mydata" / "cats")
     assert len(find_images(cats)) == 21
@@ -65,10 +60,10 @@ def test_exactly_the_images_under_the_folder_at_any_depth(tmp_path):
     assert dataset.steps_per_epoch == 5 == len(epoch(dataset))
 
     deep = tmp_path / "deep"  # two and three levels down, and mixed depths
-    copy_sample(deep / "a" / "b", 0, 7)
-    copy_sample(deep / "a" / "c" / "d", 7, 6)
-    copy_sample(deep, 13, 4)
-    copy_sample(deep / "e", 17, 3)
+    copy_sample_images(deep / "a" / "b", 7)
+    copy_sample_images(deep / "a" / "c" / "d", 6, first=7)
+    copy_sample_images(deep, 4, first=13)
+    copy_sample_images(deep / "e", 3, first=17)
     assert len(find_images(str(deep))) == 20
     dataset = create_dataset(str(deep), 6, num_parallel_workers=1)
     batches = epoch(dataset)
@@ -77,9 +72,9 @@ def test_exactly_the_images_under_the_folder_at_any_depth(tmp_path):
 
 
 def test_symlinked_folders_are_followed_once(tmp_path):
-    copy_sample(tmp_path / "real", 0, 10)
+    copy_sample_images(tmp_path / "real", 10)
     root = tmp_path / "root"
-    copy_sample(root, 10, 3)
+    copy_sample_images(root, 3, first=10)
     os.symlink(tmp_path / "real", root / "linked")  # a linked folder is read
     os.symlink(tmp_path / "real", root / "again")  # a second link to it adds nothing
     os.symlink(root, tmp_path / "real" / "up")  # a loop back to the root
@@ -92,7 +87,7 @@ def test_symlinked_folders_are_followed_once(tmp_path):
 def test_decoded_once_or_every_epoch_the_batches_are_the_same(tmp_path, shards):
     """Kept in memory (a small set, "auto") or decoded every epoch: the same images in the same order
     for the same seed, so a run trains the same either way."""
-    copy_sample(tmp_path / "set", 0, 47)
+    copy_sample_images(tmp_path / "set", 47)
     kept, streamed = (create_dataset(str(tmp_path / "set"), 5, num_shards=shards, shard_id=shards and 1, seed=3,
                                      num_parallel_workers=1, in_memory=choice) for choice in ("auto", False))
     for seed in (5, 6):
@@ -105,7 +100,7 @@ def test_decoded_once_or_every_epoch_the_batches_are_the_same(tmp_path, shards):
 def test_each_epochs_order_comes_from_seed_and_epoch_and_a_resume_skips_the_batches_done(tmp_path):
     """``TrainingData.batches``: the epoch prepared early gives what a fresh pipeline gives; another
     epoch another order; ``skip`` leaves out the first batches; the MindSpore dataset gets no attributes."""
-    copy_sample(tmp_path / "set", 0, 30)
+    copy_sample_images(tmp_path / "set", 30)
     data, fresh = (create_dataset(str(tmp_path / "set"), 5, seed=4, num_parallel_workers=1) for _ in range(2))
     first = digests(b.asnumpy() for b in data.batches(1))
     second = digests(b.asnumpy() for b in data.batches(2))  # taken from the pipeline prepared at epoch 1's end
@@ -117,7 +112,7 @@ def test_each_epochs_order_comes_from_seed_and_epoch_and_a_resume_skips_the_batc
 
 def test_a_large_set_says_it_is_decoding(tmp_path, monkeypatch, capsys):
     from dcgan_ms.data import dataset
-    copy_sample(tmp_path / "set", 0, 12)
+    copy_sample_images(tmp_path / "set", 12)
     monkeypatch.setattr(dataset, "SAY_DECODING", 10)
     create_dataset(str(tmp_path / "set"), 4, num_parallel_workers=1)
     assert "decoding the 12 images once, to keep them in memory" in capsys.readouterr().err
@@ -128,7 +123,7 @@ def test_a_large_set_says_it_is_decoding(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("shards", [2, 3])
 def test_shards_are_equal_disjoint_and_cover_the_set(tmp_path, shards):
-    copy_sample(tmp_path / "set", 0, 47)  # 47 images: not a multiple of 2 or 3
+    copy_sample_images(tmp_path / "set", 47)  # 47 images: not a multiple of 2 or 3
     per_shard = 47 // shards
     seen = []
     for shard in range(shards):
@@ -296,7 +291,7 @@ def png_claiming(path, width, height):
 ], ids=["bomb", "too-large"])
 def test_an_image_whose_header_claims_too_many_pixels_is_named_before_anything_decodes_it(tmp_path, width, height,
                                                                                          says):
-    copy_sample(tmp_path / "set", 0, 20)
+    copy_sample_images(tmp_path / "set", 20)
     png_claiming(tmp_path / "set" / "huge.png", width, height)
     with pytest.raises(UserError, match=rf"^image {re.escape(str(tmp_path / 'set' / 'huge.png'))} claims {says}, "
                                         r"more than the 40,000,000 a training image may have"):
@@ -307,7 +302,7 @@ def test_a_truncated_transparent_image_is_named(tmp_path):
     """Images with transparency are composited with Pillow before MindSpore reads them: a broken one is
     named as MindSpore's decoder names the others, not a traceback from Pillow."""
     from PIL import Image
-    copy_sample(tmp_path / "set", 0, 20)
+    copy_sample_images(tmp_path / "set", 20)
     rgba = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 4), dtype=np.uint8), "RGBA")
     rgba.save(tmp_path / "set" / "clear.png")
     data = (tmp_path / "set" / "clear.png").read_bytes()

@@ -7,7 +7,6 @@ import csv
 import errno
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,10 +17,9 @@ import mindspore as ms
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import copy_sample_images, run_cli
 from dcgan_ms import resume
 from dcgan_ms.checkpoint import restore
-from dcgan_ms.data import SAMPLE_DIR
 from dcgan_ms.errors import UserError
 from dcgan_ms.loop import Callback
 
@@ -30,11 +28,7 @@ STEPS_PER_EPOCH, EPOCHS = 9, 3  # 72 images in batches of 8
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume") / "faces"
-    root.mkdir()
-    for i in range(8 * STEPS_PER_EPOCH):
-        shutil.copy(os.path.join(SAMPLE_DIR, f"{i}.jpg"), root / f"{i}.jpg")
-    return str(root)
+    return str(copy_sample_images(tmp_path_factory.mktemp("resume") / "faces", 8 * STEPS_PER_EPOCH))
 
 
 def flags(images, out, *extra):
