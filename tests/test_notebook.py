@@ -119,3 +119,18 @@ def test_the_chinese_notebook_is_the_english_code_with_the_chinese_texts():
     edited = json.loads(json.dumps(chinese))
     next(c for c in edited["cells"] if c["cell_type"] == "code")["source"] += "\n# drifted"
     assert build.differences(build.build(english, build.read_texts(), edited), edited)  # a drift is caught
+
+
+def test_a_chinese_text_is_stale_once_its_english_cell_changes(tmp_path):
+    sys.path.insert(0, os.path.join(REPO, "scripts"))
+    import build_zh_notebook as build
+    english = json.load(open(NOTEBOOKS[0], encoding="utf-8"))
+    assert build.stale(english, build.read_digests()) == [], "run python scripts/build_zh_notebook.py"
+    cell = next(c for c in english["cells"] if c["cell_type"] == "markdown" and "## Generator" in c["source"])
+    cell["source"] += "\nA sentence the Chinese text does not have yet."
+    assert build.stale(english, build.read_digests()) == [cell["id"]]
+    texts = tmp_path / "texts.md"  # marking it translated records the new English
+    texts.write_text(open(build.TEXTS, encoding="utf-8").read(), encoding="utf-8")
+    build.mark_translated(english, [cell["id"]], path=str(texts))
+    assert build.stale(english, build.read_digests(str(texts))) == []
+    assert build.read_texts(str(texts)) == build.read_texts()  # the texts themselves untouched
