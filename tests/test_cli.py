@@ -162,7 +162,7 @@ def test_missing_data_root_and_unavailable_device(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "export"])
+@pytest.mark.parametrize("command", ["train", "generate", "evaluate", "export", "doctor"])
 def test_help_gives_every_flag_its_own_words(command):
     """Each flag of each command has a help text, and ``--help`` shows it beside the flag."""
     import importlib

@@ -41,7 +41,7 @@ def run_readme_command(line, cwd, resumes):
         return run_cli("dcgan_ms.train", *flags, *extra, cwd=cwd), "ok"
     if words[:3] == ["python", "-m", "dcgan_ms.evaluate"]:
         return run_cli("dcgan_ms.evaluate", *words[3:], "--num", "32", cwd=cwd), "ok"
-    if words[:2] == ["python", "-m"] and words[2] in ("dcgan_ms.generate", "dcgan_ms.export"):
+    if words[:2] == ["python", "-m"] and words[2] in ("dcgan_ms.generate", "dcgan_ms.export", "dcgan_ms.doctor"):
         return run_cli(*words[2:], cwd=cwd), "ok"
     if words[0] == "scripts/run_distributed.sh":
         if env_words or "Ascend" in words:  # other nodes' addresses, Ascend devices: the flags must parse

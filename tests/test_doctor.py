@@ -1,0 +1,85 @@
+"""python -m dcgan_ms.doctor: ready on this machine, and each check that can fail made to fail."""
+import json
+import os
+import stat
+import sys
+
+import pytest
+
+from conftest import run_cli
+from dcgan_ms import doctor
+
+NAMES = ["python", "mindspore", "gpu", "ascend", "kernels", "msrun", "data", "folders", "disk"]
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def statuses(stdout):
+    """name -> status of the doctor's lines, and its last line."""
+    lines = stdout.strip().splitlines()
+    return {line.split()[1]: line.split()[0] for line in lines[:-1]}, lines[-1]
+
+
+@pytest.mark.slow
+def test_this_machine_is_ready_and_a_few_steps_train(tmp_path):
+    proc = run_cli("dcgan_ms.doctor", "--output_dir", str(tmp_path / "runs"),
+                   env={"PATH": VENV_BIN + os.pathsep + os.environ["PATH"]})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found, last = statuses(proc.stdout)
+    assert list(found) == NAMES + ["training"]
+    assert found["training"] == found["msrun"] == found["data"] == found["folders"] == "ok", proc.stdout
+    assert last == "ready: python -m dcgan_ms.train --device_target CPU will run here"
+    assert os.listdir(tmp_path / "runs") == []  # the tiny run's folder is removed
+
+
+def test_no_compiler_is_a_note_naming_the_fallback_and_msrun_off_path_another(tmp_path):
+    proc = run_cli("dcgan_ms.doctor", "--output_dir", str(tmp_path), "--no_training",
+                   env={"CXX": "no-such-c++", "DCGAN_MS_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # training still works, on the fallback
+    found, last = statuses(proc.stdout)
+    assert found["kernels"] == "note" and found["msrun"] == "note" and last.startswith("ready: ")
+    kernels = next(line for line in proc.stdout.splitlines() if line.split()[1] == "kernels")
+    assert "no C++ compiler (no-such-c++) on PATH" in kernels and "MindSpore's convolutions" in kernels
+
+
+def test_a_device_this_machine_cannot_run_fails_and_is_named_first_to_fix(tmp_path):
+    proc = run_cli("dcgan_ms.doctor", "--device_target", "Ascend", "--output_dir", str(tmp_path), "--json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["ready"] is False and report["device_target"] == "Ascend"
+    ascend = next(c for c in report["checks"] if c["name"] == "ascend")
+    assert ascend["status"] == "FAIL" and "CANN" in ascend["fix"]
+    assert [c["name"] for c in report["checks"]] == NAMES  # no training steps on a device that fails
+
+
+def test_a_build_without_the_plugins_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(doctor, "plugin_folder", lambda: str(tmp_path))  # a CPU-only build's empty plugin folder
+    assert doctor.check_gpu("CPU").status == "note"
+    gpu, ascend = doctor.check_gpu("GPU"), doctor.check_ascend("Ascend")
+    assert (gpu.status, gpu.found) == ("FAIL", "this MindSpore build has no GPU plugin") and "GPU build" in gpu.fix
+    assert (ascend.status, ascend.found) == ("FAIL", "this MindSpore build has no Ascend plugin")
+
+
+def test_an_output_folder_the_user_cannot_write_fails(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders: the permission case needs an ordinary user (CI is one)")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    proc = run_cli("dcgan_ms.doctor", "--output_dir", str(shared / "runs"), "--no_training")
+    assert proc.returncode == 1
+    found, last = statuses(proc.stdout)
+    assert found["folders"] == "FAIL"
+    assert last == "not ready: fix first: folders: pass --output_dir, a folder of yours"
+
+
+def test_an_unsupported_python_old_numpy_rule_and_a_full_disk_fail(monkeypatch, tmp_path):
+    import numpy as np
+    monkeypatch.setattr(doctor, "PYTHONS", ())
+    assert doctor.check_python().status == "FAIL"
+    monkeypatch.setattr(np, "__version__", "2.0.0")
+    mindspore = doctor.check_mindspore()
+    assert mindspore.status == "FAIL" and 'numpy<2' in mindspore.fix
+    monkeypatch.setattr(doctor, "FREE_DISK_NEEDED", 1 << 60)
+    assert doctor.check_disk(str(tmp_path)).status == "FAIL"
+    checks = doctor.run_checks(output_dir=str(tmp_path))
+    assert [c.name for c in checks] == ["python", "mindspore"]  # nothing more is checked past a broken install
