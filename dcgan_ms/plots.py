@@ -33,29 +33,49 @@ def save_grid(images, path, nrow=None):
     return path
 
 
-def plot_losses(log, path, swd_log=None):
-    """G's and D's losses, and D(x) / D(G(z)), against the step (``log``: column -> array, as
-    ``History.log()`` gives); a third panel with the SWD (``swd_log``, ``SWDTracker.log()``) when there is one."""
+def smoothed(values, span=None):
+    """An exponential moving average of ``values`` over about ``span`` points (default: 1/40 of them, at
+    least 5), started from the first value's average with itself so the line begins where the data do."""
+    values = np.asarray(values, dtype=float)
+    if values.size == 0:
+        return values
+    alpha = 2.0 / ((span or max(5, values.size // 40)) + 1)
+    out, level, weight = np.empty_like(values), 0.0, 0.0
+    for i, v in enumerate(values):
+        level, weight = (1 - alpha) * level + alpha * v, (1 - alpha) * weight + alpha
+        out[i] = level / weight  # bias-corrected, as Adam's moments are
+    return out
+
+
+def loss_figure(log, swd_log=None):
+    """The figure of ``plot_losses``: each series raw (thin, faint) under its smoothed line, so that a
+    trend can be read through the step-to-step spikes of GAN losses."""
     from matplotlib.figure import Figure  # no pyplot: works headless and leaves a notebook's backend alone
 
     panels = 3 if swd_log else 2
     fig = Figure(figsize=(6 * panels, 4))
     ax1, ax2, *ax3 = fig.subplots(1, panels)
     step = log["step"]
-    ax1.plot(step, log["g_loss"], label="G", color="tab:blue", linewidth=0.8)
-    ax1.plot(step, log["d_loss"], label="D", color="tab:orange", linewidth=0.8)
-    ax1.set(title="Generator and Discriminator loss", xlabel="step", ylabel="BCE loss")
-    ax1.legend()
-    ax2.plot(step, log["d_real"], label="D(x), real", color="tab:green", linewidth=0.8)
-    ax2.plot(step, log["d_fake"], label="D(G(z)), fake", color="tab:red", linewidth=0.8)
+    for ax, series in ((ax1, (("g_loss", "G", "tab:blue"), ("d_loss", "D", "tab:orange"))),
+                       (ax2, (("d_real", "D(x), real", "tab:green"), ("d_fake", "D(G(z)), fake", "tab:red")))):
+        for column, label, color in series:
+            ax.plot(step, log[column], color=color, linewidth=0.5, alpha=0.3)
+            ax.plot(step, smoothed(log[column]), label=label, color=color, linewidth=1.5)
+        ax.legend()
+    ax1.set(title="Generator and Discriminator loss (smoothed over the raw)", xlabel="step", ylabel="BCE loss")
     ax2.axhline(0.5, color="gray", linestyle=":", linewidth=0.8)
-    ax2.set(title="Discriminator outputs (batch means)", xlabel="step", ylabel="probability real",
-            ylim=(0, 1))
-    ax2.legend()
+    ax2.set(title="Discriminator outputs (batch means)", xlabel="step", ylabel="probability real", ylim=(0, 1))
     if ax3:
         ax3[0].plot(swd_log["step"], swd_log["swd_mean"], marker="o", color="tab:purple")
         ax3[0].set(title="SWD to real images (x1e3, lower is better)", xlabel="step", ylabel="SWD")
     fig.tight_layout()
+    return fig
+
+
+def plot_losses(log, path, swd_log=None):
+    """G's and D's losses, and D(x) / D(G(z)), against the step (``log``: column -> array, as
+    ``History.log()`` gives); a third panel with the SWD (``swd_log``, ``SWDTracker.log()``) when there is one."""
+    fig = loss_figure(log, swd_log)
     with written_whole(path) as tmp:
         fig.savefig(tmp, dpi=100)
     return path

@@ -17,6 +17,7 @@ from . import resume
 from .errors import UserError
 from .loop import train_loop
 from .noise import StepNoise
+from .run_report import record_environment
 from .session import setup
 
 
@@ -41,6 +42,7 @@ def standard_callbacks(s):
     lead_only = [swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
                  cb.ProgressGrids(out, s.shown_generator, s.fixed_noise),
                  cb.LossPlot(out, log, swd),
+                 cb.RunReport(out),
                  cb.Progress(s.total_steps, s.steps_per_epoch, output_dir=out, devices=s.devices,
                              bar=not c.no_progress)]
     callbacks = every_rank + (lead_only if s.lead else [])
@@ -68,6 +70,8 @@ def train(config, data_root=None, callbacks=None):
             print(f"the run in {out} is complete ({s.position.step} of {s.total_steps} steps): pass a larger "
                   "--epochs or --max_steps to train it further", file=sys.stderr)
         return outcome(s, None, 0.0)
+    if s.lead:  # where this session ran, for report.html
+        record_environment(out, s.config.device_target, s.devices)
     started = time.time()
     stop = train_loop(s.train_step, s.data, total_steps=s.total_steps, noise=step_noise(s), position=s.position,
                       callbacks=standard_callbacks(s) if callbacks is None else callbacks, agreement=s.agreement)

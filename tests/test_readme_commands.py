@@ -41,7 +41,8 @@ def run_readme_command(line, cwd, resumes):
         return run_cli("dcgan_ms.train", *flags, *extra, cwd=cwd), "ok"
     if words[:3] == ["python", "-m", "dcgan_ms.evaluate"]:
         return run_cli("dcgan_ms.evaluate", *words[3:], "--num", "32", cwd=cwd), "ok"
-    if words[:2] == ["python", "-m"] and words[2] in ("dcgan_ms.generate", "dcgan_ms.export", "dcgan_ms.doctor"):
+    if words[:2] == ["python", "-m"] and words[2] in ("dcgan_ms.generate", "dcgan_ms.export", "dcgan_ms.doctor",
+                                                            "dcgan_ms.report"):
         return run_cli(*words[2:], cwd=cwd), "ok"
     if words[0] == "scripts/run_distributed.sh":
         if env_words or "Ascend" in words:  # other nodes' addresses, Ascend devices: the flags must parse
@@ -83,7 +84,7 @@ def test_every_readme_command_runs_as_written_at_a_small_size(tmp_path):
     # What they made: the quickstart run, resumed three times, then scored and exported; the generated
     # pictures; the two-process run.
     quickstart = tmp_path / "runs" / "quickstart"
-    for name in ("generated.png", "walk.png", "walk.gif", "swd.json", "generator.mindir", "log.csv"):
+    for name in ("generated.png", "walk.png", "walk.gif", "swd.json", "generator.mindir", "log.csv", "report.html"):
         assert (quickstart / name).is_file(), name
     with open(quickstart / "log.csv") as f:
         assert sum(1 for _ in f) - 1 == 3 + len(resumes) == 6

@@ -1,4 +1,4 @@
-"""What a run shows: the fixed-noise grids and GIF, the loss plot, and the SWD it tracks."""
+"""What a run shows: the fixed-noise grids and GIF, the loss plot, the SWD it tracks, and report.html."""
 import csv
 import os
 import sys
@@ -106,3 +106,17 @@ class LossPlot(Callback):
             swd_log = self.swd.log() if self.swd else None
             self.written.append(plots.plot_losses(self.history.log(), os.path.join(self.output_dir, "losses.png"),
                                                   swd_log))
+
+
+class RunReport(Callback):
+    """report.html in ``output_dir`` when training ends, after the other pictures and the weights
+    (``report.write_report``: the page, with the final Generator's SWD and diversity)."""
+
+    def __init__(self, output_dir):
+        self.output_dir = output_dir
+        self.written = []
+
+    def on_train_end(self, position, stop):
+        if position.step > 0:
+            from ..run_report import write_report
+            self.written.append(write_report(self.output_dir))

@@ -1,0 +1,233 @@
+"""report.html: one self-contained page of a run, worth handing in.
+
+Every run writes it into its output folder when training ends (rank 0, ``callbacks.RunReport``);
+``python -m dcgan_ms.report RUN`` (report.py) rebuilds it for any run folder, finished or not. The page has no outside link: its pictures are inline.
+It shows the run's state and fingerprint (SHA-256 of generator.ckpt and config.json, which a teacher can
+check with ``sha256sum``), the grid of G(fixed noise) after each epoch as a timeline to step through,
+the losses and D's outputs (smoothed over the raw), the SWD and diversity of the final Generator
+(``swd.py``, against the run's own images; cached in report_scores.json), the flags and the environment
+the run recorded (environment.json), and the time its steps took.
+"""
+import base64
+import csv
+import glob
+import hashlib
+import html
+import io
+import json
+import os
+import platform
+import socket
+import time
+
+from .errors import UserError
+from .files import written_whole
+
+ENVIRONMENT = "environment.json"
+SCORES = "report_scores.json"
+REPORT = "report.html"
+SCORE_IMAGES = 256  # images a side for the final SWD and diversity (fewer when the set is smaller)
+MAX_FRAMES = 60  # epoch grids on the timeline; a longer run shows that many, evenly spaced, and its last
+
+
+def environment(device_target, devices):
+    """What a run records of where it ran: versions, platform, CPU, host, devices, start time."""
+    import mindspore as ms
+    import numpy as np
+    from .runtime import cpu_flags
+    model = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
+                  if line.startswith("model name")), platform.processor())
+    flags = sorted({"avx2", "avx512f", "avx512_bf16", "amx_bf16"} & set(cpu_flags()))
+    return {"python": platform.python_version(), "mindspore": ms.__version__, "numpy": np.__version__,
+            "platform": platform.platform(), "cpu": model, "cpu_flags": flags, "cores": os.cpu_count(),
+            "host": socket.gethostname(), "device_target": device_target, "devices": devices,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+
+
+def _read_lines(path):
+    try:
+        with open(path) as f:
+            return f.readlines()
+    except OSError:
+        return []
+
+
+def record_environment(output_dir, device_target, devices):
+    """environment.json in ``output_dir``: this process's ``environment``; a resumed run adds its own
+    to the list, so the report shows every machine the run trained on."""
+    path = os.path.join(output_dir, ENVIRONMENT)
+    sessions = read_json(path) or []
+    with written_whole(path) as tmp, open(tmp, "w") as f:
+        json.dump(sessions + [environment(device_target, devices)], f, indent=1)
+
+
+def read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def read_log(run):
+    """The run's log (log.csv, or rank 0's of a data-parallel run) as column -> list of floats."""
+    from .callbacks import LOG_FIELDS
+    for name in ("log.csv", "log_rank0.csv"):
+        path = os.path.join(run, name)
+        if os.path.isfile(path):
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if r.get("img_per_s")]
+            return {k: [float(r[k]) for r in rows] for k in LOG_FIELDS}
+    return None
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def final_scores(run, config):
+    """SWD x1e3 and diversity of the run's generator.ckpt against its own images (at most SCORE_IMAGES a
+    side), computed once per checkpoint (report_scores.json); None when there is no checkpoint or the
+    images are gone."""
+    ckpt = os.path.join(run, "generator.ckpt")
+    if not os.path.isfile(ckpt):
+        return None
+    key = sha256(ckpt)
+    cached = read_json(os.path.join(run, SCORES))
+    if cached and cached.get("generator_sha256") == key:
+        return cached
+    from . import checkpoint
+    from .data import find_images
+    from .images import generated_images, real_images
+    from .pixels import PIXEL_RANGES
+    from .swd import diversity, swd
+    try:
+        num = min(SCORE_IMAGES, len(find_images(config["data_root"])))
+    except (UserError, KeyError, TypeError):
+        return None
+    seed = config.get("seed", 1)
+    real = real_images(config["data_root"], num, seed, config.get("background", "white"))
+    fake = generated_images(checkpoint.load_generator(ckpt), num, seed=seed,
+                            pixel_range=PIXEL_RANGES[config.get("pixel_range", "-1,1")])
+    result = swd(real, fake, seed)
+    scores = {"generator_sha256": key, "num": num, "swd_x1e3": result["mean"],
+              "swd_x1e3_per_level": {str(k): v for k, v in result["levels"].items()},
+              "diversity": diversity(real, fake)}
+    with written_whole(os.path.join(run, SCORES)) as tmp, open(tmp, "w") as f:
+        json.dump(scores, f, indent=1)
+    return scores
+
+
+def timeline_frames(run):
+    """(epoch name, JPEG data URI) of the epoch grids, at most MAX_FRAMES of them, the last included."""
+    from PIL import Image
+    paths = sorted(glob.glob(os.path.join(run, "samples", "epoch_*.png")))
+    if len(paths) > MAX_FRAMES:
+        paths = [paths[i * (len(paths) - 1) // (MAX_FRAMES - 1)] for i in range(MAX_FRAMES)]
+    frames = []
+    for path in paths:
+        buffer = io.BytesIO()
+        Image.open(path).convert("RGB").save(buffer, format="JPEG", quality=85)
+        frames.append((os.path.basename(path)[:-4].replace("_", " "), data_uri(buffer.getvalue(), "image/jpeg")))
+    return frames
+
+
+def data_uri(data, mime):
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def loss_plot(log, run):
+    """The losses and D's outputs (with the SWD over epochs when swd.csv has any) as a PNG data URI."""
+    from . import plots
+    swd_log = None
+    path = os.path.join(run, "swd.csv")
+    if os.path.isfile(path):
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if rows:
+            swd_log = {"step": [float(r["step"]) for r in rows], "swd_mean": [float(r["swd_mean"]) for r in rows]}
+    buffer = io.BytesIO()
+    plots.loss_figure(log, swd_log).savefig(buffer, format="png", dpi=90)
+    return data_uri(buffer.getvalue(), "image/png")
+
+
+def table(pairs):
+    rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in pairs)
+    return f"<table>{rows}</table>"
+
+
+STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse}th,td{text-align:left;padding:2px 10px;border-bottom:1px solid #eee;font-size:.9em}
+th{color:#555;font-weight:normal}code{font-size:.85em}#grid{width:530px;image-rendering:pixelated}
+.plot{width:100%}.status{font-size:1.05em}"""
+
+SCRIPT = """const frames = JSON.parse(document.getElementById('frames').textContent);
+const slider = document.getElementById('slider'), grid = document.getElementById('grid'),
+      label = document.getElementById('label');
+function show(i) { grid.src = frames[i][1]; label.textContent = frames[i][0]; }
+slider.addEventListener('input', () => show(+slider.value));"""
+
+
+def render(run, *, config, log, frames, plot, scores, environments, fingerprint):
+    """The page, as text."""
+    steps = int(log["step"][-1]) if log and log["step"] else 0
+    total = config.get("total_steps")
+    state = f"{steps} of {total} steps" + (" (finished)" if total and steps >= total else
+                                           " (not finished: --resume continues it)")
+    batch = config.get("global_batch_size") or config.get("batch_size") or 0
+    step_seconds = sum(batch / v for v in log["img_per_s"] if v > 0) if log else 0.0
+    parts = [f"<h1>dcgan_ms run: {html.escape(os.path.abspath(run))}</h1>",
+             f"<p class=status>{html.escape(state)}, batches of {batch}; "
+             f"{step_seconds / 60:.1f} minutes in training steps (from the log)</p>",
+             "<h2>Fingerprint</h2><p>Check it against the files: <code>sha256sum generator.ckpt config.json</code></p>",
+             table(fingerprint.items())]
+    parts.append("<h2>G(fixed noise) after each epoch</h2>")
+    if frames:
+        last = len(frames) - 1
+        parts += [f"<input id=slider type=range min=0 max={last} value={last} style='width:530px'> "
+                  f"<span id=label>{html.escape(frames[-1][0])}</span><br>",
+                  f"<img id=grid alt='the last grid' src='{frames[-1][1]}'>",
+                  f"<script id=frames type=application/json>{json.dumps(frames)}</script>", f"<script>{SCRIPT}</script>"]
+    else:
+        parts.append("<p>no grid yet: the first is drawn at the end of the first epoch</p>")
+    parts.append("<h2>Losses and D's outputs</h2>")
+    parts.append(f"<img class=plot alt='losses' src='{plot}'>" if plot else "<p>no step logged yet</p>")
+    parts.append("<h2>The final Generator</h2>")
+    if scores:
+        levels = " / ".join(f"{k} px {v:.1f}" for k, v in scores["swd_x1e3_per_level"].items())
+        parts.append(table([("SWD x1e3 (lower is better)", f"{scores['swd_x1e3']:.1f} ({levels})"),
+                            ("diversity (about 1: as varied as the real images)", f"{scores['diversity']:.2f}"),
+                            ("images a side", scores["num"])]))
+    else:
+        parts.append("<p>not scored: no generator.ckpt yet, or the run's images are not here</p>")
+    parts += ["<h2>Flags</h2>", table(config.items()), "<h2>Environment</h2>"]
+    for i, env in enumerate(environments or []):
+        parts += [f"<p>session {i + 1}</p>", table(env.items())]
+    if not environments:
+        parts.append("<p>not recorded (a run older than the report)</p>")
+    parts.append(f"<p><small>written by python -m dcgan_ms.report on {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                 "</small></p>")
+    return ("<!doctype html><html><head><meta charset=utf-8><title>dcgan_ms run</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def write_report(run, out=None, score=True):
+    """Write ``out`` (default RUN/report.html) for the run folder ``run``; returns its path."""
+    config = read_json(os.path.join(run, "config.json"))
+    if config is None:
+        raise UserError(f"{run} holds no config.json: pass the --output_dir of a training run")
+    log = read_log(run)
+    fingerprint = {name: sha256(os.path.join(run, name)) for name in ("generator.ckpt", "config.json")
+                   if os.path.isfile(os.path.join(run, name))}
+    page = render(run, config=config, log=log, frames=timeline_frames(run), plot=loss_plot(log, run) if log else None,
+                  scores=final_scores(run, config) if score else None,
+                  environments=read_json(os.path.join(run, ENVIRONMENT)), fingerprint=fingerprint)
+    out = out or os.path.join(run, REPORT)
+    with written_whole(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(page)
+    return out
