@@ -46,7 +46,7 @@ def main():
             port = s.getsockname()[1]
         subprocess.run([os.path.join(os.path.dirname(sys.executable), "msrun"), f"--worker_num={args.workers}",
                         f"--local_worker_num={args.workers}", f"--master_port={port}", f"--log_dir={tmp}/logs",
-                        "--join=True", "dcgan_ms/train.py", "--distributed", *common, "--output_dir", f"{tmp}/dist"],
+                        "--join=True", "python", "-m", "dcgan_ms.train", "--distributed", *common, "--output_dir", f"{tmp}/dist"],
                        cwd=REPO, check=True, env=env, capture_output=True)
         per_rank = [median_img_per_s(f"{tmp}/dist/log_rank{r}.csv") for r in range(args.workers)]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}")

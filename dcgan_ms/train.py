@@ -8,12 +8,6 @@
 The command line only: the flags are ``config.TrainConfig``'s fields, the run is ``training.train``.
 What a run writes, how resuming and Ctrl-C work and how ranks share the work: README.md.
 """
-if __name__ == "__main__" and not __package__:  # launched by path (msrun runs scripts, not modules)
-    import os as _os
-    import sys as _sys
-    _sys.path.insert(0, _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
-    __package__ = "dcgan_ms"
-
 import argparse
 import sys
 

@@ -13,7 +13,11 @@
 # exits 130. A second Ctrl-C aborts at once (msrun kills the workers; the last checkpoint is kept).
 # msrun alone would kill the workers at the first Ctrl-C, losing what was done since the last save.
 set -uo pipefail
-train_py="$(cd "$(dirname "$0")/.." && pwd)/dcgan_ms/train.py"
+# The workers run python -m dcgan_ms.train: the installed package, or the checkout this script is in.
+checkout="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -f "$checkout/dcgan_ms/train.py" ]; then
+  export PYTHONPATH="$checkout${PYTHONPATH:+:$PYTHONPATH}"
+fi
 if [ $# -lt 1 ] || ! [[ "$1" =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: scripts/run_distributed.sh DEVICES_PER_NODE [dcgan_ms.train flags...]" >&2
   exit 2
@@ -45,7 +49,7 @@ started=$(date +%s)
 setsid msrun --worker_num=$((per_node * nodes)) --local_worker_num="$per_node" \
   --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${MASTER_PORT:-8118}" --node_rank="${NODE_RANK:-0}" \
   --log_dir="$logs" --join=True \
-  "$train_py" --distributed "$@" &
+  python -m dcgan_ms.train --distributed "$@" &
 msrun_pid=$!
 
 workers() {  # msrun's children that train (not its scheduler): MS_ROLE=MS_WORKER in their environment

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # pytest.ini puts it on sys.path (pythonpath)
 # The suite's working folder: what MindSpore or a command writes into the current folder lands here, not in
 # the checkout (which may be read-only: CI tests a copy its account cannot write); its own kernel cache,
 # not the user's ~/.cache; subprocesses find the package through PYTHONPATH, as from any folder.

@@ -63,7 +63,7 @@ def wait_for_steps(out, steps, proc, timeout=240):
 
 class Launch:
     """scripts/run_distributed.sh with 2 workers (the README's launcher, which runs
-    msrun --worker_num=2 --local_worker_num=2 ... dcgan_ms/train.py --distributed FLAGS), started from
+    msrun --worker_num=2 --local_worker_num=2 ... python -m dcgan_ms.train --distributed FLAGS), started from
     ``cwd``, its output read as it comes."""
 
     def __init__(self, flags, logs, cwd=None):

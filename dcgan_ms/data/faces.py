@@ -1,8 +1,9 @@
 """Where the data comes from: the tutorial's anime faces (downloaded) or the shipped sample.
 
 faces.zip (70,171 anime faces, 96x96 JPEG, about 250 MB) is fetched with the ``download`` package from
-the tutorial's URL into ``data/faces/faces.zip``: the transfer goes to faces.zip.part (kept if it breaks,
-and continued by the next run), every read has a timeout, and a mirror named by DCGAN_MS_FACES_URL must
+the tutorial's URL into ``data/faces/faces.zip`` (in a checkout; an installed copy uses
+``~/.local/share/dcgan_ms/faces`` and finds the sample inside the package): the transfer goes to
+faces.zip.part (kept if it breaks, and continued by the next run), every read has a timeout, and a mirror named by DCGAN_MS_FACES_URL must
 be https. The archive is unpacked into a temporary folder beside its place and renamed into place only
 when every member is out whole; then a marker file says the set is complete, so an unpack that stopped
 is never taken for the data set. Offline, put faces.zip there by hand (``--data_root`` names another
@@ -24,9 +25,14 @@ from .dataset import find_images
 
 FACES_URL = "https://download.mindspore.cn/dataset/Faces/faces.zip"
 URL_VARIABLE = "DCGAN_MS_FACES_URL"
-REPO_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "data")
-FACES_DIR = os.path.join(REPO_DATA, "faces")
-SAMPLE_DIR = os.path.join(REPO_DATA, "sample", "faces")
+PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO_DATA = os.path.join(os.path.dirname(PACKAGE), "data")  # in a checkout: data/ beside dcgan_ms/
+if os.path.isdir(os.path.join(REPO_DATA, "sample")):  # a checkout: the README's data/faces and data/sample
+    FACES_DIR, SAMPLE_DIR = os.path.join(REPO_DATA, "faces"), os.path.join(REPO_DATA, "sample", "faces")
+else:  # installed (pip install .): the sample inside the package, the faces in the user's data folder
+    SAMPLE_DIR = os.path.join(PACKAGE, "sample", "faces")
+    FACES_DIR = os.path.join(os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                                             "share"), "dcgan_ms", "faces")
 FACES_IMAGES = 70_171
 MARKER = ".unpacked"  # written last, in the faces folder: the unpack finished (JSON: the images and bytes)
 # The real archive: 70,171 JPEGs in about 250 MB, which zip cannot shrink further. Twice the members, four
