@@ -157,6 +157,9 @@ def check_data():
         faces = f"the anime faces unpacked in {FACES_DIR}"
     elif os.path.isfile(os.path.join(FACES_DIR, "faces.zip")):
         faces = f"faces.zip in {FACES_DIR}, unpacked by the first run"
+    elif os.path.isdir(FACES_DIR) and any(os.scandir(FACES_DIR)):
+        faces = (f"{FACES_DIR} holds files but no complete set (an unpack or download that did not finish): the "
+                 "next run with --dataset faces says what to do")
     else:
         faces = (f"the {FACES_IMAGES:,} anime faces not here yet (the first run with --dataset faces downloads them, "
                  "or put faces.zip in --data_root by hand)")

@@ -83,3 +83,15 @@ def test_an_unsupported_python_old_numpy_rule_and_a_full_disk_fail(monkeypatch, 
     assert doctor.check_disk(str(tmp_path)).status == "FAIL"
     checks = doctor.run_checks(output_dir=str(tmp_path))
     assert [c.name for c in checks] == ["python", "mindspore"]  # nothing more is checked past a broken install
+
+
+def test_the_faces_are_told_apart_absent_half_unpacked_and_complete(tmp_path, monkeypatch):
+    import dcgan_ms.data
+    from dcgan_ms.data import faces
+    monkeypatch.setattr(dcgan_ms.data, "FACES_DIR", str(tmp_path / "faces"))  # where doctor looks
+    assert "not here yet" in doctor.check_data().found
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "faces" / "1.jpg").write_bytes(b"part of a set")
+    assert "no complete set" in doctor.check_data().found
+    (tmp_path / "faces" / faces.MARKER).write_text("{}")
+    assert "the anime faces unpacked in" in doctor.check_data().found
