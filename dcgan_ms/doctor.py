@@ -72,11 +72,14 @@ def plugin_folder():
 
 
 def library_found(name):
-    """Whether the dynamic loader finds lib``name`` (ldconfig's cache or LD_LIBRARY_PATH)."""
-    if ctypes.util.find_library(name):
-        return True
+    """The file name the dynamic loader would find for lib``name`` (ldconfig's cache or LD_LIBRARY_PATH;
+    its version is in the name, e.g. libcudnn.so.8), or None."""
+    found = ctypes.util.find_library(name)
+    if found:
+        return found
     folders = filter(None, os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep))
-    return any(glob.glob(os.path.join(folder, f"lib{name}.so*")) for folder in folders)
+    paths = sorted(path for folder in folders for path in glob.glob(os.path.join(folder, f"lib{name}.so.*")))
+    return os.path.basename(paths[-1]) if paths else None
 
 
 def check_gpu(chosen):
@@ -86,9 +89,11 @@ def check_gpu(chosen):
         return Check("gpu", status, "this MindSpore build has no GPU plugin",
                      "install MindSpore's GPU build (mindspore.cn/install)" if chosen == "GPU" else "")
     needs = ", ".join(f"CUDA {v} with cuDNN {CUDA_PLUGINS[v]}" for v in plugins)
-    missing = [lib for lib in ("cuda", "cudart", "cudnn") if not library_found(lib)]
+    libraries = {lib: library_found(lib) for lib in ("cuda", "cudart", "cudnn")}
+    missing = [lib for lib, file in libraries.items() if not file]
     devices = len(glob.glob("/dev/nvidia[0-9]*"))
-    found = f"plugins for {needs}; {devices} NVIDIA device(s)"
+    present = ", ".join(file for file in libraries.values() if file)
+    found = f"plugins for {needs}; found {present or 'no CUDA library'}; {devices} NVIDIA device(s)"
     if missing or not devices:
         why = (f"no {', '.join('lib' + m for m in missing)} found" if missing else "") + \
               ("; " if missing and not devices else "") + ("no /dev/nvidia device" if not devices else "")

@@ -95,3 +95,12 @@ def test_the_faces_are_told_apart_absent_half_unpacked_and_complete(tmp_path, mo
     assert "no complete set" in doctor.check_data().found
     (tmp_path / "faces" / faces.MARKER).write_text("{}")
     assert "the anime faces unpacked in" in doctor.check_data().found
+
+
+def test_the_gpu_line_names_the_cuda_libraries_found_with_their_versions(tmp_path, monkeypatch):
+    (tmp_path / "libcudnn.so.8.5.0").write_bytes(b"")  # where LD_LIBRARY_PATH points, as on a GPU host
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path))
+    monkeypatch.setattr(doctor.ctypes.util, "find_library", lambda name: None)  # nothing in ldconfig's cache
+    gpu = doctor.check_gpu("GPU")
+    assert "found libcudnn.so.8.5.0" in gpu.found and "no libcuda, libcudart found" in gpu.found
+    assert gpu.status == "FAIL" and "CUDA 11.6 with cuDNN 8.5" in gpu.fix
