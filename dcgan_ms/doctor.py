@@ -29,7 +29,8 @@ from .errors import ArgumentParser, UserError, cli, first_line
 OK, NOTE, FAIL = "ok", "note", "FAIL"
 PYTHONS = ((3, 10), (3, 11), (3, 12))  # MindSpore 2.10's wheels
 FREE_DISK_NEEDED = 2 << 30  # bytes: the faces (0.5 GB zipped, as much unpacked) and a run's checkpoints
-CUDA_PLUGINS = {"11.1": "8.0", "11.6": "8.5"}  # MindSpore 2.10's GPU plugins: CUDA version -> the cuDNN it was built with
+# MindSpore 2.10's GPU plugins: the CUDA version of each -> the cuDNN it was built with
+CUDA_PLUGINS = {"11.1": "8.0", "11.6": "8.5"}
 
 
 @dataclasses.dataclass

@@ -1,9 +1,10 @@
 """Files written whole and owned as the user's other files: fsync, rename, fsync of the folder.
 
-``written_whole`` wraps a write in both, for pictures and the like. ``finish_file`` gives a file written under a temporary name the mode the user's umask gives new files
+``finish_file`` gives a file written under a temporary name the mode the user's umask gives new files
 (MindSpore leaves what it writes read-only, 0400), puts it on disk and renames it into place, so that a
 power cut leaves either the old file or the new one. ``why_not_written`` turns the OSError of a failed
 write into its cause in words (permission, disk full, read-only file system), never a guess.
+``written_whole`` wraps a write (a picture, a page) in both.
 """
 import contextlib
 import errno

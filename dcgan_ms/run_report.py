@@ -1,12 +1,13 @@
 """report.html: one self-contained page of a run, worth handing in.
 
 Every run writes it into its output folder when training ends (rank 0, ``callbacks.RunReport``);
-``python -m dcgan_ms.report RUN`` (report.py) rebuilds it for any run folder, finished or not. The page has no outside link: its pictures are inline.
-It shows the run's state and fingerprint (SHA-256 of generator.ckpt and config.json, which a teacher can
-check with ``sha256sum``), the grid of G(fixed noise) after each epoch as a timeline to step through,
-the losses and D's outputs (smoothed over the raw), the SWD and diversity of the final Generator
-(``swd.py``, against the run's own images; cached in report_scores.json), the flags and the environment
-the run recorded (environment.json), and the time its steps took.
+``python -m dcgan_ms.report RUN`` (report.py) rebuilds it for any run folder, finished or not. The page
+has no outside link: its pictures are inline. It shows the run's state and fingerprint (SHA-256 of
+generator.ckpt and config.json, which a teacher can check with ``sha256sum``), the grid of G(fixed
+noise) after each epoch as a timeline to step through, the losses and D's outputs (smoothed over the
+raw), the SWD and diversity of the final Generator (``swd.py``, against the run's own images; cached in
+report_scores.json), the flags and the environment the run recorded (environment.json), and the time
+its steps took.
 """
 import base64
 import csv
@@ -192,7 +193,8 @@ def render(run, *, config, log, frames, plot, scores, environments, fingerprint)
         parts += [f"<input id=slider type=range min=0 max={last} value={last} style='width:530px'> "
                   f"<span id=label>{html.escape(frames[-1][0])}</span><br>",
                   f"<img id=grid alt='the last grid' src='{frames[-1][1]}'>",
-                  f"<script id=frames type=application/json>{json.dumps(frames)}</script>", f"<script>{SCRIPT}</script>"]
+                  f"<script id=frames type=application/json>{json.dumps(frames)}</script>",
+                  f"<script>{SCRIPT}</script>"]
     else:
         parts.append("<p>no grid yet: the first is drawn at the end of the first epoch</p>")
     parts.append("<h2>Losses and D's outputs</h2>")

@@ -76,7 +76,8 @@ def test_evaluate_writes_swd_json(tiny_run, flat_images):
     fake = generated_images(checkpoint.load_generator(os.path.join(out, "generator.ckpt")), 16, seed=0)
     expected = swd(real, fake, seed=0)
     assert report["swd_x1e3"]["mean"] == pytest.approx(expected["mean"], rel=1e-5)
-    assert report["swd_x1e3"]["per_level"] == pytest.approx({str(k): v for k, v in expected["levels"].items()}, rel=1e-5)
+    levels = {str(k): v for k, v in expected["levels"].items()}
+    assert report["swd_x1e3"]["per_level"] == pytest.approx(levels, rel=1e-5)
     assert report["diversity"] == pytest.approx(diversity(real, fake), rel=1e-5)
     # ... and a 2-step Generator is far from them: further than 16 other real images are.
     others = real_images(SAMPLE_DIR, 16, seed=5)

@@ -70,9 +70,9 @@ def test_every_readme_command_runs_as_written_at_a_small_size(tmp_path):
             assert os.path.isfile(os.path.join(REPO, line.split()[-1])), line
             continue
         # The README names a checkpoint of the quickstart's full run: take the newest of this small one.
+        checkpoints = tmp_path / "runs" / "quickstart" / "checkpoints"
         line = re.sub(r"runs/quickstart/checkpoints/step_\d+\.ckpt",
-                      lambda _: "runs/quickstart/checkpoints/" + sorted(os.listdir(tmp_path / "runs/quickstart/checkpoints"))[-1],
-                      line)
+                      lambda _: f"runs/quickstart/checkpoints/{sorted(os.listdir(checkpoints))[-1]}", line)
         proc, expected = run_readme_command(line, tmp_path, resumes)
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
         if expected == "device not usable":

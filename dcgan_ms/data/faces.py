@@ -3,10 +3,10 @@
 faces.zip (70,171 anime faces, 96x96 JPEG, about 250 MB) is fetched with the ``download`` package from
 the tutorial's URL into ``data/faces/faces.zip`` (in a checkout; an installed copy uses
 ``~/.local/share/dcgan_ms/faces`` and finds the sample inside the package): the transfer goes to
-faces.zip.part (kept if it breaks, and continued by the next run), every read has a timeout, and a mirror named by DCGAN_MS_FACES_URL must
-be https. The archive is unpacked into a temporary folder beside its place and renamed into place only
-when every member is out whole; then a marker file says the set is complete, so an unpack that stopped
-is never taken for the data set. Offline, put faces.zip there by hand (``--data_root`` names another
+faces.zip.part (kept if it breaks, and continued by the next run), every read has a timeout, and a
+mirror named by DCGAN_MS_FACES_URL must be https. The archive is unpacked into a temporary folder
+beside its place and renamed into place only when every member is out whole; then a marker file says
+the set is complete, so an unpack that stopped is never taken for the data set. Offline, put faces.zip there by hand (``--data_root`` names another
 folder, e.g. in a checkout the user cannot write).
 """
 import contextlib
