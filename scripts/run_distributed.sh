@@ -61,6 +61,31 @@ workers() {  # msrun's children that train (not its scheduler): MS_ROLE=MS_WORKE
   done
 }
 
+# msrun waits for its scheduler, which, once the workers have left without ending the cluster (a stop, an
+# error), waits out its heartbeat time-out: tens of seconds of a launcher that looks hung. So once this
+# node's workers are all gone, their logs say they stopped (interrupted, or an error) and msrun still runs
+# 3 s later, its scheduler is stopped: nothing is left for it to coordinate.
+release_scheduler() {
+  local seen=0 pid
+  while kill -0 "$msrun_pid" 2>/dev/null; do
+    if [ -n "$(workers)" ]; then
+      seen=1
+    elif [ "$seen" -eq 1 ] && find "$logs" -maxdepth 1 -name 'worker_*.log' -newermt "@$((started - 1))" \
+        -exec grep -qs -e '^rank [0-9]*: interrupted after step' -e '^error: ' {} \; -print | grep -q .; then
+      sleep 3
+      for pid in $(pgrep -P "$msrun_pid"); do
+        if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx 'MS_ROLE=MS_SCHED'; then
+          kill -TERM "$pid" 2>/dev/null
+        fi
+      done
+      return
+    fi
+    sleep 1
+  done
+}
+release_scheduler &
+releaser=$!
+
 interrupts=0
 on_interrupt() {
   interrupts=$((interrupts + 1))
@@ -82,6 +107,7 @@ while true; do
   status=$?
   kill -0 "$msrun_pid" 2>/dev/null || break  # wait returned for a signal: msrun still runs
 done
+kill "$releaser" 2>/dev/null
 # This node's workers' logs, of this run: msrun names them by rank; older ones may lie in the folder.
 local_logs=$(find "$logs" -maxdepth 1 -name 'worker_*.log' -newermt "@$((started - 1))" | sort | tr '\n' ' ')
 stopped_together() {  # every local worker wrote train.py's closing line of an interrupted run
