@@ -1,6 +1,7 @@
 """The moving average of G's weights (--ema): what the step computes, and how it is saved."""
 import numpy as np
 import mindspore as ms
+import pytest
 
 from dcgan_ms import checkpoint
 from dcgan_ms.ema import WeightAverage
@@ -14,6 +15,7 @@ def params(net):
     return [p.asnumpy().copy() for p in net.get_parameters()]
 
 
+@pytest.mark.slow
 def test_the_average_follows_g_as_the_formula_says(tmp_path):
     ms.set_seed(0)
     g, d = Generator(NZ, WIDTH), Discriminator(WIDTH)

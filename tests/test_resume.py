@@ -219,6 +219,7 @@ def networks_and_optimizers(width):
     return (g, d, *make_optimizers(g, d))
 
 
+@pytest.mark.slow
 def test_resume_restores_weights_and_optimizer_states_exactly(tmp_path):
     from dcgan_ms.step import make_train_step
 

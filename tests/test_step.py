@@ -33,6 +33,7 @@ def snapshot(net):
     return {p.name: p.asnumpy().copy() for p in net.trainable_params()}
 
 
+@pytest.mark.slow
 def test_jitted_steps_are_finite_and_train_both_networks():
     ms.set_seed(0)
     g, d = Generator(NZ, WIDTH), Discriminator(WIDTH)
@@ -104,6 +105,7 @@ def test_instance_noise_reaches_the_discriminator_only_when_asked():
     assert outputs[4][2] != outputs[2][2]
 
 
+@pytest.mark.slow
 def test_label_smoothing_changes_only_the_discriminators_target_for_real_images():
     plain, smoothed = [], []
     for eps, out in ((0.0, plain), (0.2, smoothed)):
