@@ -41,7 +41,8 @@ def test_train_writes_every_artifact(tiny_run):
     assert [(r["epoch"], r["step"]) for r in swd_rows] == [("1", "2")]
     levels = [float(swd_rows[0][f"swd_{size}px"]) for size in (64, 32, 16)]
     assert all(level > 0 for level in levels)
-    assert float(swd_rows[0]["swd_mean"]) == pytest.approx(np.mean(levels), rel=1e-4)  # written to 4 decimals or so
+    # each written to 4 significant digits: the mean and the levels each off by up to 5e-4 of their size
+    assert float(swd_rows[0]["swd_mean"]) == pytest.approx(np.mean(levels), rel=1e-3)
 
 
 @pytest.mark.slow
