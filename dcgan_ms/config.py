@@ -13,7 +13,7 @@ import time
 from typing import Optional
 
 from .errors import UserError
-from .pixels import PIXEL_RANGES
+from .pixels import PIXEL_RANGES, RESIZE, RESIZE_BEFORE_RECORDED, RESIZES
 
 
 def positive(kind):
@@ -76,6 +76,10 @@ class TrainConfig:
                                     group="data")
     pixel_range: str = flag("-1,1", "scale real images to Tanh's [-1, 1], or to the tutorial's [0, 1] (its mistake, "
                             "kept for comparison)", group="data", defines_run=True, choices=("-1,1", "0,1"))
+    resize: str = flag(RESIZE, "how images are shrunk to 64 px: antialias weighs every pixel each new one covers "
+                       "(Pillow's bicubic filter); bilinear is the tutorial's Resize(64), which samples near each new "
+                       "pixel and turns fine detail into false patterns (aliasing)", group="data", defines_run=True,
+                       choices=RESIZES)
     background: str = flag("white", "transparent pixels of RGBA, LA or palette images are composited over this "
                            "colour (a name, #rrggbb or rgb(r, g, b)); MindSpore's decoder alone would leave them "
                            "black", group="data", defines_run=True, metavar="COLOUR")
@@ -155,6 +159,8 @@ class TrainConfig:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "explicit"}
 
 
+# Run-defining flags added after runs were recorded without them: the value those runs used.
+BEFORE_RECORDED = {"resize": RESIZE_BEFORE_RECORDED}
 FLAGS = tuple(f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata)
 # Flags that define a run: on --resume they come from the checkpoint, and giving another value is an error.
 RUN_DEFINING = tuple(f.name for f in FLAGS if f.metadata["defines_run"])
@@ -182,6 +188,7 @@ def resumed(config, saved):
     the command line gave none. A run-defining flag given with another value is an error (it would
     silently be another run); others may change. --epochs alone lifts the run's --max_steps."""
     changes = {}
+    saved = {**BEFORE_RECORDED, **saved}
     for key, value in saved.items():
         if key in ("resume", "overwrite", "output_dir") or key not in _FIELDS:
             continue

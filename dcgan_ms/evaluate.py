@@ -8,14 +8,15 @@ is better, two halves of the real set score about 10-15; and the diversity of th
 (``swd.diversity``: nearest-neighbour distances within the set against the real set's, about 1 when
 as varied as the real images, near 0 for a collapsed Generator). Prints them and writes JSON (default:
 ``swd.json`` beside the checkpoint). ``--random_init`` scores an untrained Generator instead, as a
-baseline. Which pixel range the Generator was trained for is read from ``config.json`` beside the
-checkpoint (``--pixel_range`` overrides).
+baseline. The run's pixel range, resize filter and background come from ``config.json`` beside the
+checkpoint (``--pixel_range`` and ``--resize`` override): the real images are those it trained on.
 """
 import argparse
 import json
 import os
 
 from .errors import ArgumentParser, UserError, cli
+from .pixels import RESIZE, RESIZE_BEFORE_RECORDED, RESIZES
 
 
 def build_parser():
@@ -32,6 +33,8 @@ def build_parser():
     p.add_argument("--bn", choices=("batch", "moving"), default="batch", help="BatchNorm when generating")
     p.add_argument("--pixel_range", choices=("-1,1", "0,1"), default=None,
                    help="the range the Generator was trained for (default: from config.json beside --ckpt)")
+    p.add_argument("--resize", choices=RESIZES, default=None, help="how the real images are shrunk to 64 px "
+                   f"(default: as the run did, from config.json beside --ckpt; else {RESIZE})")
     p.add_argument("--nz", type=int, default=100, help="with --random_init")
     p.add_argument("--ngf", type=int, default=64, help="with --random_init")
     p.add_argument("--out", default=None, help="JSON to write (default: swd.json beside --ckpt)")
@@ -53,7 +56,7 @@ def main(argv=None):
     from .pixels import PIXEL_RANGES
     from .swd import diversity, swd
 
-    pixel_range, background = args.pixel_range or "-1,1", "white"
+    pixel_range, background, resize = args.pixel_range or "-1,1", "white", args.resize or RESIZE
     if args.ckpt:
         generator = checkpoint.load_generator(args.ckpt)
         config = os.path.join(os.path.dirname(os.path.abspath(args.ckpt)), "config.json")
@@ -61,15 +64,16 @@ def main(argv=None):
             trained = json.load(open(config))
             pixel_range = args.pixel_range or trained.get("pixel_range", "-1,1")
             background = trained.get("background", background)
+            resize = args.resize or trained.get("resize", RESIZE_BEFORE_RECORDED)
     else:
         ms.set_seed(args.seed)
         generator = speed_up(Generator(args.nz, args.ngf))
     data_root = args.data_root or (SAMPLE_DIR if args.dataset == "sample" else prepare_faces(FACES_DIR))
-    real = real_images(data_root, args.num, args.seed, background)
+    real = real_images(data_root, args.num, args.seed, background, resize)
     fake = generated_images(generator, args.num, seed=args.seed, bn=args.bn, pixel_range=PIXEL_RANGES[pixel_range])
     result, spread = swd(real, fake, args.seed), diversity(real, fake)
     report = {"ckpt": args.ckpt or "random init", "data_root": os.path.abspath(data_root), "num": args.num,
-              "seed": args.seed, "bn": args.bn, "pixel_range": pixel_range,
+              "seed": args.seed, "bn": args.bn, "pixel_range": pixel_range, "resize": resize,
               "swd_x1e3": {"per_level": {str(k): v for k, v in result["levels"].items()}, "mean": result["mean"]},
               "diversity": spread}
     out = args.out or (os.path.join(os.path.dirname(os.path.abspath(args.ckpt)), "swd.json") if args.ckpt else None)

@@ -1,5 +1,5 @@
-"""The range images are scaled to, as a named value: Tanh's [-1, 1], or the tutorial's [0, 1]; and the
-colour transparent pixels are composited over (``parse_colour``).
+"""The range images are scaled to, as a named value: Tanh's [-1, 1], or the tutorial's [0, 1]; the filter
+they are shrunk with (``RESIZES``); and the colour transparent pixels are composited over (``parse_colour``).
 
 The Generator ends in Tanh, so its images lie in [-1, 1]. The tutorial scales real images to [0, 1]:
 then the Discriminator tells real from fake by any negative pixel, and the Generator is pushed into
@@ -12,6 +12,15 @@ import numpy as np
 from PIL import ImageColor
 
 from .errors import UserError
+
+# How images are shrunk to 64 px (--resize; data/dataset.py applies it). The tutorial's Resize(64) is
+# bilinear: each new pixel is interpolated from the 2x2 old pixels nearest its centre, so shrinking
+# 96 -> 64 skips detail and fine lines and stripes come out as coarser, false patterns (aliasing).
+# "antialias" weighs every old pixel a new one covers, as Pillow's bicubic filter does (MindSpore's
+# Inter.PILCUBIC, in its C++ transforms), and so as images shrunk with Pillow or torchvision look.
+RESIZES = ("antialias", "bilinear")
+RESIZE = "bilinear"
+RESIZE_BEFORE_RECORDED = "bilinear"  # what runs recorded before --resize existed used
 
 
 @dataclasses.dataclass(frozen=True)

@@ -104,14 +104,15 @@ def final_scores(run, config):
     from . import checkpoint
     from .data import find_images
     from .images import generated_images, real_images
-    from .pixels import PIXEL_RANGES
+    from .pixels import PIXEL_RANGES, RESIZE_BEFORE_RECORDED
     from .swd import diversity, swd
     try:
         num = min(SCORE_IMAGES, len(find_images(config["data_root"])))
     except (UserError, KeyError, TypeError):
         return None
     seed = config.get("seed", 1)
-    real = real_images(config["data_root"], num, seed, config.get("background", "white"))
+    real = real_images(config["data_root"], num, seed, config.get("background", "white"),
+                       config.get("resize", RESIZE_BEFORE_RECORDED))
     fake = generated_images(checkpoint.load_generator(ckpt), num, seed=seed,
                             pixel_range=PIXEL_RANGES[config.get("pixel_range", "-1,1")])
     result = swd(real, fake, seed)

@@ -237,8 +237,8 @@ def build_session(config, state, data_root, *, rank, devices):
         lock_run_folder(config.output_dir)
     set_seed(config.seed)  # the same on every rank: same initial weights
     data = TrainingData(data_root, batch_size=config.batch_size, num_parallel_workers=config.num_workers,
-                        pixel_range=config.pixels, background=config.background, seed=config.seed,
-                        num_shards=devices if config.distributed else None,
+                        pixel_range=config.pixels, background=config.background, resize=config.resize,
+                        seed=config.seed, num_shards=devices if config.distributed else None,
                         shard_id=rank if config.distributed else None)
     steps_per_epoch = data.steps_per_epoch
     total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)

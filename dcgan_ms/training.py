@@ -38,7 +38,7 @@ def standard_callbacks(s):
                                             clock=s.agreement.clock)]
     swd = cb.SWDTracker(os.path.join(out, "swd.csv"), s.shown_generator, data_root=s.data_root, every=c.swd_every,
                         total_steps=s.total_steps, num=c.swd_num, seed=c.seed, pixel_range=c.pixels,
-                        background=c.background, resume_step=resume_step)
+                        background=c.background, resize=c.resize, resume_step=resume_step)
     lead_only = [swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
                  cb.ProgressGrids(out, s.shown_generator, s.fixed_noise),
                  cb.LossPlot(out, log, swd),

@@ -175,6 +175,30 @@ def test_pixel_range_0_1_is_the_tutorials_x_over_255_of_the_same_pixels(flat_ima
     np.testing.assert_allclose(tutorial, (ours + 1) / 2, atol=1e-6)
 
 
+def test_resize_antialias_averages_what_bilinear_turns_into_false_stripes(tmp_path):
+    """96 px images of 1 px black and white stripes, shrunk to 64: "antialias" weighs every pixel a new one
+    covers and gives grey, as the stripes look from afar (Pillow's bicubic filter, to the pixel);
+    "bilinear", the tutorial's, samples near each new pixel's centre and turns them into coarser stripes
+    of half the full contrast (aliasing). Both as MindSpore's own transforms, decoded once or streamed."""
+    from PIL import Image
+    stripes = np.zeros((96, 96, 3), np.uint8)
+    stripes[:, ::2] = 255
+    for i in range(2):
+        Image.fromarray(stripes).save(tmp_path / f"stripes{i}.png")
+    x = {}
+    for resize in ("antialias", "bilinear"):
+        for in_memory in (True, False):
+            dataset = create_dataset(str(tmp_path), 2, shuffle=False, num_parallel_workers=1, resize=resize,
+                                     in_memory=in_memory)
+            x[resize, in_memory] = epoch(dataset)[0]
+        np.testing.assert_array_equal(x[resize, True], x[resize, False])
+    antialias, bilinear = x["antialias", True], x["bilinear", True]
+    pillow = np.asarray(Image.fromarray(stripes).resize((64, 64), Image.BICUBIC), np.float32) / 127.5 - 1
+    np.testing.assert_allclose(antialias[0], pillow.transpose(2, 0, 1), atol=1.5 / 127.5)
+    assert np.abs(antialias).max() < 0.3  # grey: within 0.3 of 0 in [-1, 1]
+    assert bilinear.max() - bilinear.min() > 0.9  # false stripes of half the contrast left
+
+
 @pytest.mark.parametrize("in_memory", [True, False], ids=["decoded-once", "streamed"])
 def test_every_listed_format_decodes_to_the_same_pixels(tmp_path, in_memory):
     """README: ``.jpg .jpeg .png .bmp .tif .tiff``, any case. One image saved in each: the lossless ones

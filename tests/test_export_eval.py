@@ -70,6 +70,7 @@ def test_evaluate_writes_swd_json(tiny_run, flat_images):
     assert proc.returncode == 0, proc.stderr
     report = json.load(open(os.path.join(out, "swd.json")))
     assert report["num"] == 16 and set(report["swd_x1e3"]["per_level"]) == {"16", "32", "64"}
+    assert report["resize"] == json.load(open(os.path.join(out, "config.json")))["resize"]  # the run's own
     assert f"mean {report['swd_x1e3']['mean']:.1f}" in proc.stdout
     # The scores are the metric's for the checkpoint's images against the folder's (seed 0, as run) ...
     real = real_images(flat_images, 16, seed=0)

@@ -7,7 +7,7 @@ import time
 from .. import plots
 from ..images import generate, generated_images, real_images
 from ..loop import Callback
-from ..pixels import TANH
+from ..pixels import RESIZE, TANH
 from .control import ended_cleanly, saves_now
 from .logs import columns, keep_rows
 
@@ -18,10 +18,10 @@ class SWDTracker(Callback):
     the file: a new run starts without the old one's, a resumed one keeps the rows up to its checkpoint."""
 
     def __init__(self, path, generator, *, data_root, every, total_steps, num=256, seed=1, pixel_range=TANH,
-                 background="white", resume_step=None):
+                 background="white", resize=RESIZE, resume_step=None):
         self.path, self.generator, self.data_root, self.every = path, generator, data_root, every
         self.total_steps, self.num, self.seed, self.pixel_range = total_steps, num, seed, pixel_range
-        self.background = background
+        self.background, self.resize = background, resize
         self.resume_step, self.real, self.rows = resume_step, None, []
 
     def on_train_begin(self, position):
@@ -40,7 +40,7 @@ class SWDTracker(Callback):
         from ..swd import swd
         start = time.perf_counter()
         if self.real is None:
-            self.real = real_images(self.data_root, self.num, self.seed, self.background)
+            self.real = real_images(self.data_root, self.num, self.seed, self.background, self.resize)
         fake = generated_images(self.generator, self.num, seed=self.seed, pixel_range=self.pixel_range)
         result = swd(self.real, fake, self.seed)
         seconds = time.perf_counter() - start

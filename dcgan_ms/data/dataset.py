@@ -1,6 +1,6 @@
 """The image pipeline, as in the tutorial, reading any folder layout: files -> batches of scaled images.
 
-    image files -> Decode -> Resize(64) -> CenterCrop(64) -> scale (``pixels.py``) -> HWC2CHW -> shuffle -> batch
+    image files -> Decode -> Resize(64, --resize) -> CenterCrop(64) -> scale (``pixels.py``) -> HWC2CHW -> shuffle -> batch
 
 ``find_images`` lists the images at any depth; ``ImageFiles`` (``image_files.py``) lays them out as
 links in one temporary folder, so that MindSpore's C++ reader and decoder do the work in its worker
@@ -20,9 +20,11 @@ import numpy as np
 
 from ..errors import UserError
 from ..models import IMAGE_SIZE
-from ..pixels import TANH
+from ..pixels import RESIZE, TANH
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+RESIZE_FILTERS = {"antialias": vision.Inter.PILCUBIC, "bilinear": vision.Inter.LINEAR}  # --resize: pixels.RESIZES
 
 
 def _walk(root):
@@ -73,12 +75,13 @@ MEMORY_VARIABLE = "DCGAN_MS_DECODED_MB"  # overrides IN_MEMORY_BYTES, in MiB (0:
 SAY_DECODING = 20_000  # from this many images the decoding takes seconds: say so
 
 
-def image_pipeline(files, *, batch_size, pixel_range=TANH, shuffle=True, num_parallel_workers=2,
+def image_pipeline(files, *, batch_size, pixel_range=TANH, resize=RESIZE, shuffle=True, num_parallel_workers=2,
                    drop_remainder=True, in_memory="auto", image_size=IMAGE_SIZE):
     """MindSpore's pipeline over ``files`` (an ImageFiles): batches of float32 images (N, 3, size, size) in
-    ``pixel_range``. ``in_memory``: decode the images once and keep them (True), decode them every epoch
-    (False), or "auto": keep them when they take at most ``in_memory_bytes()`` as uint8."""
-    fit = [vision.Resize(image_size), vision.CenterCrop(image_size)]  # uint8 HWC, image_size square
+    ``pixel_range``, shrunk with the ``resize`` filter (``RESIZE_FILTERS``). ``in_memory``: decode the images
+    once and keep them (True), decode them every epoch (False), or "auto": keep them when they take at most
+    ``in_memory_bytes()`` as uint8."""
+    fit = [vision.Resize(image_size, RESIZE_FILTERS[resize]), vision.CenterCrop(image_size)]  # uint8 HWC, square
     if in_memory == "auto":
         in_memory = len(files.indices) * image_size * image_size * 3 <= in_memory_bytes()
     if in_memory:  # decoded once; each epoch shuffles and scales the same uint8 images

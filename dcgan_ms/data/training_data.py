@@ -11,7 +11,7 @@ import mindspore.dataset as ds
 import numpy as np
 
 from ..errors import UserError
-from ..pixels import TANH
+from ..pixels import RESIZE, TANH
 from .dataset import data_error, find_images, image_pipeline, shard_indices
 from .image_files import BACKGROUND, ImageFiles
 
@@ -22,10 +22,11 @@ class DataError(UserError):
 
 class TrainingData:
     """Batches of the images under ``root`` (float32 (batch_size, 3, 64, 64) in ``pixel_range``);
+    shrunk to 64 px with the ``resize`` filter (``dataset.RESIZE_FILTERS``);
     ``num_shards`` / ``shard_id``: this device's share of them, split by ``seed``. ``dataset`` is
     MindSpore's pipeline, ``steps_per_epoch`` the number of batches an epoch yields."""
 
-    def __init__(self, root, *, batch_size=128, seed=1, pixel_range=TANH, background=BACKGROUND,
+    def __init__(self, root, *, batch_size=128, seed=1, pixel_range=TANH, background=BACKGROUND, resize=RESIZE,
                  num_parallel_workers=2, num_shards=None, shard_id=None, in_memory="auto", shuffle=True,
                  drop_remainder=True):
         paths = find_images(root)
@@ -35,9 +36,9 @@ class TrainingData:
                             + (f" per device ({num_shards} devices)" if num_shards else "")
                             + ": lower --batch_size or add images")
         self.files = ImageFiles(paths, indices, background)  # the linked folder lives as long as this object
-        self.dataset = image_pipeline(self.files, batch_size=batch_size, pixel_range=pixel_range, shuffle=shuffle,
-                                      num_parallel_workers=num_parallel_workers, drop_remainder=drop_remainder,
-                                      in_memory=in_memory)
+        self.dataset = image_pipeline(self.files, batch_size=batch_size, pixel_range=pixel_range, resize=resize,
+                                      shuffle=shuffle, num_parallel_workers=num_parallel_workers,
+                                      drop_remainder=drop_remainder, in_memory=in_memory)
         self.steps_per_epoch = self.dataset.get_dataset_size()
         self.seed, self.prepared = seed, None
 
