@@ -55,12 +55,13 @@ class BatchNormActivation(nn.BatchNorm2d):
 
 class StridedConv2d(nn.Conv2d):
     """``nn.Conv2d(cin, cout, 4, 2, "pad", 1)``, halving height and width; with ``compiled=True``
-    computed by the compiled CPU kernel, same weight and gradients."""
+    computed by the compiled CPU kernel, same weight and gradients, its matrix products in
+    ``precision`` ("fp32" or "bf16": bfloat16 operands, float32 sums)."""
 
-    def __init__(self, in_channels, out_channels, weight_init=None, compiled=False):
+    def __init__(self, in_channels, out_channels, weight_init=None, compiled=False, precision="fp32"):
         super().__init__(in_channels, out_channels, 4, 2, "pad", 1, weight_init=weight_init)
         self.use_cpu_kernel = compiled
-        self.cpu_kernel = kernels.conv2d_operator() if compiled else None
+        self.cpu_kernel = kernels.conv2d_operator(precision) if compiled else None
 
     def construct(self, x):
         if self.use_cpu_kernel:
@@ -70,12 +71,13 @@ class StridedConv2d(nn.Conv2d):
 
 class StridedConv2dTranspose(nn.Conv2dTranspose):
     """``nn.Conv2dTranspose(cin, cout, 4, 2, "pad", 1)``, doubling height and width; with
-    ``compiled=True`` computed by the compiled CPU kernel, same weight and gradients."""
+    ``compiled=True`` computed by the compiled CPU kernel, same weight and gradients, its matrix
+    products in ``precision`` as ``StridedConv2d``'s."""
 
-    def __init__(self, in_channels, out_channels, weight_init=None, compiled=False):
+    def __init__(self, in_channels, out_channels, weight_init=None, compiled=False, precision="fp32"):
         super().__init__(in_channels, out_channels, 4, 2, "pad", 1, weight_init=weight_init)
         self.use_cpu_kernel = compiled
-        self.cpu_kernel = kernels.conv2d_transpose_operator() if compiled else None
+        self.cpu_kernel = kernels.conv2d_transpose_operator(precision) if compiled else None
 
     def construct(self, x):
         if self.use_cpu_kernel:
@@ -112,19 +114,22 @@ class WholeKernelConv2dTranspose(nn.Conv2dTranspose):
         return out.reshape(x.shape[0], cout, kh, kw)
 
 
-def speed_up(net, conv="auto"):
+def speed_up(net, conv="auto", precision="fp32"):
     """Rewrite ``net`` (a built Generator or Discriminator) in place with the faster forms, on the
     current device and for ``conv`` ("auto", "compiled" or "builtin", ``kernels.choice``); returns it.
+    ``precision`` "bf16": the compiled strided convolutions multiply in bfloat16 where the CPU can
+    (``kernels.matmul_precision``); everything else stays float32.
     Every Parameter (object, name, value) stays, so the optimizers, checkpoints and the tutorial's own
     .ckpt files work unchanged. Layers already rewritten, or of another shape, are left as they are."""
     compiled = kernels.use_compiled(conv)
+    precision = kernels.matmul_precision(precision, compiled)
     for _, cell in list(net.cells_and_names()):
         if isinstance(cell, nn.SequentialCell):
-            _rewrite(cell, compiled)
+            _rewrite(cell, compiled, precision)
     return net
 
 
-def _rewrite(layers, compiled):
+def _rewrite(layers, compiled, precision="fp32"):
     """Replace the tutorial's layers of one SequentialCell by their faster forms (see ``faster_form``);
     with ``compiled``, a BatchNorm and the activation after it become one ``BatchNormActivation``, an
     ``nn.Identity`` keeping the activation's place so that the layers keep their numbers."""
@@ -137,12 +142,12 @@ def _rewrite(layers, compiled):
             layers[i] = with_parameters_of(layer, fused, "gamma", "beta", "moving_mean", "moving_variance")
             layers[i + 1] = cells[i + 1] = nn.Identity()
             continue
-        faster = faster_form(layer, first=i == 0, last=i == len(cells) - 1, compiled=compiled)
+        faster = faster_form(layer, first=i == 0, last=i == len(cells) - 1, compiled=compiled, precision=precision)
         if faster is not None:
             layers[i] = faster
 
 
-def faster_form(layer, *, first, last, compiled):
+def faster_form(layer, *, first, last, compiled, precision="fp32"):
     """The faster form of one of the tutorial's layers, holding its Parameters; None to keep it."""
     if type(layer) is nn.LeakyReLU:
         return LeakyReLU(layer.alpha, compiled)
@@ -156,7 +161,7 @@ def faster_form(layer, *, first, last, compiled):
         faster = (WholeKernelConv2dTranspose if transpose else WholeKernelConv2d)(*sizes, 4, weight_init="zeros")
     elif layer.stride == (2, 2) and layer.pad_mode == "pad" and layer.padding == 1:
         faster = (StridedConv2dTranspose if transpose else StridedConv2d)(*sizes, weight_init="zeros",
-                                                                        compiled=compiled)
+                                                                        compiled=compiled, precision=precision)
     else:
         return None
     return with_parameters_of(layer, faster, "weight")

@@ -149,14 +149,14 @@ def build_networks(config, devices=1):
     from .step import make_optimizers, make_train_step
     generator = Generator(config.nz, config.ngf, NC)
     discriminator = Discriminator(config.ndf, NC)
-    speed_up(generator, config.conv)
-    speed_up(discriminator, config.conv)
+    speed_up(generator, config.conv, config.precision)
+    speed_up(discriminator, config.conv, config.precision)
     generator.set_train()
     discriminator.set_train()
     optimizers = make_optimizers(generator, discriminator, lr=config.lr, beta1=config.beta1, beta2=config.beta2,
                                  lr_d=config.lr_d)
     average = (WeightAverage(generator, speed_up(Generator(config.nz, config.ngf, NC), config.conv), config.ema)
-               if config.ema else None)
+               if config.ema else None)  # G's average only draws: float32
     train_step = make_train_step(generator, discriminator, *optimizers, jit=config.mode == "graph",
                                  instance_noise=config.instance_noise, label_smoothing=config.label_smoothing,
                                  average=average, devices=devices)

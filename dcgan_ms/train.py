@@ -53,6 +53,11 @@ def parse_args(argv=None):
         raise UserError("--distributed needs --output_dir (every rank must write to the same folder)")
     if args["resume"] == "latest" and args["output_dir"] is None:
         raise UserError("--resume alone needs --output_dir, the folder of the run to continue")
+    if args["precision"] == "bf16" and args["conv"] == "builtin":
+        raise UserError("--precision bf16 runs in the compiled kernels, which --conv builtin turns off: use --conv auto")
+    if args["precision"] == "bf16" and args["device_target"] != "CPU":
+        raise UserError(f"--precision bf16 is for CPUs (dcgan_ms's compiled kernels), not {args['device_target']}: "
+                        "use --precision fp32")
     parse_colour(args["background"])  # a UserError naming the colour
     return TrainConfig(**args, explicit=tuple(sorted(explicit_flags(argv))))
 

@@ -8,10 +8,10 @@ them are in ``dcgan_ms/layers.py``; ``tests/test_models.py`` checks them against
 """
 from .batch_norm import batch_norm_operator
 from .library import Unavailable, build
-from .choice import BUILTIN_SLOWDOWN, CHOICES, builtin_cost, use_compiled
+from .choice import BF16_FLAGS, BUILTIN_SLOWDOWN, CHOICES, PRECISIONS, builtin_cost, matmul_precision, use_compiled
 from .conv import conv2d_operator, conv2d_transpose_operator
 from .leaky_relu import leaky_relu_operator
 from .normal import standard_normal
 
-__all__ = ["BUILTIN_SLOWDOWN", "CHOICES", "Unavailable", "batch_norm_operator", "build", "builtin_cost",
+__all__ = ["BF16_FLAGS", "BUILTIN_SLOWDOWN", "CHOICES", "PRECISIONS", "matmul_precision", "Unavailable", "batch_norm_operator", "build", "builtin_cost",
            "conv2d_operator", "conv2d_transpose_operator", "leaky_relu_operator", "standard_normal", "use_compiled"]

@@ -1,4 +1,5 @@
-"""Whether layers compute with the compiled kernels (``--conv auto|compiled|builtin``).
+"""Whether layers compute with the compiled kernels (``--conv auto|compiled|builtin``), and in which
+precision their matrix products run (``--precision fp32|bf16``, ``matmul_precision``).
 
 "auto" uses them on CPU when they build and says in one line why not otherwise; "compiled" insists;
 "builtin" never uses them. GPU and Ascend always use MindSpore's layers, which are fast there. Where
@@ -13,6 +14,8 @@ from ..runtime import cpu_flags, current_device, limit_onednn_to_avx2
 from .library import Unavailable, build
 
 CHOICES = ("auto", "compiled", "builtin")
+PRECISIONS = ("fp32", "bf16")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo's names of the instructions that multiply bfloat16
 BUILTIN_SLOWDOWN = "1.7x"  # MindSpore's convolutions (oneDNN limited to AVX2) against these on a Xeon with AVX-512
 
 
@@ -36,6 +39,30 @@ def use_compiled(choice="auto"):
         _say_once(f"note: using MindSpore's built-in convolutions: {e}; {builtin_cost(limit_onednn_to_avx2())} "
                   "(pass --conv builtin to skip this check)")
         return False
+
+
+def matmul_precision(precision, compiled):
+    """The precision the compiled kernels' matrix products run in when ``precision`` is asked for and
+    the layers use the compiled kernels (``compiled``, from ``use_compiled``). "bf16" needs them and a
+    CPU with bfloat16 instructions (``BF16_FLAGS``): elsewhere oneDNN emulates bfloat16, slower than
+    float32, so the products stay "fp32" and one line says so. Other devices refuse it: MindSpore's own
+    mixed precision there is not wired in (and could not be tested here)."""
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp32":
+        return "fp32"
+    device = current_device()
+    if device != "CPU":
+        raise UserError(f"--precision bf16 is for CPUs (dcgan_ms's compiled kernels), not {device}: use --precision "
+                        "fp32")
+    if not compiled:
+        _say_once("note: --precision bf16 runs in the compiled kernels, which are not in use: training in fp32")
+        return "fp32"
+    if not any(flag in cpu_flags() for flag in BF16_FLAGS):
+        _say_once(f"note: this CPU has no bfloat16 instructions ({' or '.join(BF16_FLAGS)}), where --precision bf16 "
+                  "would be slower than fp32: training in fp32")
+        return "fp32"
+    return "bf16"
 
 
 def builtin_cost(limit):

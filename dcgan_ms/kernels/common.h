@@ -1,4 +1,4 @@
-// Shared by the kernels of dcgan_ms/kernels: oneDNN's matrix product, the thread pool, the CPU count,
+// Shared by the kernels of dcgan_ms/kernels: oneDNN's matrix products, the thread pool, the CPU count,
 // the activations' element-wise formulas and the vector clones. All inline: the kernels are compiled
 // into one library, where every source shares the one pool.
 #pragma once
@@ -18,6 +18,10 @@
 typedef int64_t dim_t;
 extern "C" int dnnl_sgemm(char transa, char transb, dim_t M, dim_t N, dim_t K, float alpha, const float *A,
                           dim_t lda, const float *B, dim_t ldb, float beta, float *C, dim_t ldc);
+// The same with bfloat16 operands (uint16_t: the upper halves of float32s) and float32 sums and result.
+extern "C" int dnnl_gemm_bf16bf16f32(char transa, char transb, dim_t M, dim_t N, dim_t K, float alpha,
+                                     const uint16_t *A, dim_t lda, const uint16_t *B, dim_t ldb, float beta, float *C,
+                                     dim_t ldc);
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))  // picked at load time by the CPU
