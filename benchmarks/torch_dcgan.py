@@ -3,7 +3,11 @@ benchmark and the learning comparison run against. Benchmark-only: needs require
 
 Same architecture, init (N(0, 0.02) weights, N(1, 0.02) BatchNorm gamma, zero beta), BCE loss,
 two Adam(lr, beta1) optimizers; G's step then D's step on the same G(z), as dcgan_ms.step does.
+``precision="bf16"``: the forward passes and losses under PyTorch's one-line mixed precision,
+``torch.autocast("cpu", dtype=torch.bfloat16)`` (weights, gradients and Adam stay float32).
 """
+import contextlib
+
 import torch
 from torch import nn
 
@@ -44,7 +48,7 @@ class Discriminator(nn.Module):
         return self.main(x).view(-1, 1)
 
 
-def make_train_step(nz=100, ngf=64, ndf=64, lr=2e-4, beta1=0.5, seed=0, noise=0.0):
+def make_train_step(nz=100, ngf=64, ndf=64, lr=2e-4, beta1=0.5, seed=0, noise=0.0, precision="fp32"):
     """Returns (train_step(real, z) -> (g_loss, d_loss, d_real, d_fake), netG, netD)."""
     torch.manual_seed(seed)
     netG, netD = Generator(nz, ngf), Discriminator(ndf)
@@ -54,21 +58,34 @@ def make_train_step(nz=100, ngf=64, ndf=64, lr=2e-4, beta1=0.5, seed=0, noise=0.
     opt_g = torch.optim.Adam(netG.parameters(), lr=lr, betas=(beta1, 0.999))
     opt_d = torch.optim.Adam(netD.parameters(), lr=lr, betas=(beta1, 0.999))
 
+    given = []  # instance noises passed to train_step, used in order instead of drawing them
+
     def noisy(x):
+        if given:
+            return x + given.pop(0)
         return x + noise * torch.randn_like(x) if noise else x
 
-    def train_step(real, z):
+    def mixed():
+        if precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def train_step(real, z, noises=()):
+        """``noises``: the instance noise of G's step and of D's real and fake images (drawn when empty)."""
+        given[:] = list(noises)
         valid = torch.ones(real.shape[0], 1)
         fake_label = torch.zeros(real.shape[0], 1)
         opt_g.zero_grad()
-        fake = netG(z)
-        g_loss = criterion(netD(noisy(fake)), valid)
+        with mixed():
+            fake = netG(z)
+            g_loss = criterion(netD(noisy(fake)), valid)
         g_loss.backward()
         opt_g.step()
         opt_d.zero_grad()
-        d_real = netD(noisy(real))
-        d_fake = netD(noisy(fake.detach()))
-        d_loss = (criterion(d_real, valid) + criterion(d_fake, fake_label)) / 2
+        with mixed():
+            d_real = netD(noisy(real))
+            d_fake = netD(noisy(fake.detach()))
+            d_loss = (criterion(d_real, valid) + criterion(d_fake, fake_label)) / 2
         d_loss.backward()
         opt_d.step()
         return g_loss.item(), d_loss.item(), d_real.mean().item(), d_fake.mean().item()

@@ -65,10 +65,15 @@ def main():
     p.add_argument("--ndf", type=int, default=64)
     p.add_argument("--instance_noise", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: forward passes and losses under torch.autocast (torch_dcgan.py)")
+    p.add_argument("--samples", type=int, default=0, help="after training, write this many of G's images (uint8 "
+                   "NHWC, BatchNorm on batches of 64 as dcgan_ms.images.generated_images) to samples.npy")
     args = p.parse_args()
     os.makedirs(os.path.join(args.output_dir, "samples"), exist_ok=True)
     images = load_images(args.data_root)
-    train_step, net_g, net_d = make_train_step(args.nz, args.ngf, args.ndf, seed=args.seed, noise=args.instance_noise)
+    train_step, net_g, net_d = make_train_step(args.nz, args.ngf, args.ndf, seed=args.seed, noise=args.instance_noise,
+                                               precision=args.precision)
     fixed_noise = torch.randn(64, args.nz, 1, 1)
     steps_per_epoch = len(images) // args.batch_size
     total = min(args.epochs * steps_per_epoch, args.max_steps or args.epochs * steps_per_epoch)
@@ -94,7 +99,21 @@ def main():
                 save_grid(net_g(fixed_noise), os.path.join(args.output_dir, "samples", f"epoch_{epoch:03d}.png"))
             torch.save(net_g.state_dict(), os.path.join(args.output_dir, "generator.pt"))
             torch.save(net_d.state_dict(), os.path.join(args.output_dir, "discriminator.pt"))
+    if args.samples:
+        np.save(os.path.join(args.output_dir, "samples.npy"), generated_images(net_g, args.samples, args.nz))
     print(f"done: {step} steps", file=sys.stderr)
+
+
+def generated_images(net_g, num, nz, batch_size=64):
+    """``num`` images of G as uint8 (N, 64, 64, 3), in batches of 64 with the batch's BatchNorm statistics."""
+    net_g.train()
+    out = []
+    with torch.no_grad():
+        for start in range(0, num, batch_size):
+            n = min(batch_size, num - start)
+            x = net_g(torch.randn(max(n, 2), nz, 1, 1))[:n].numpy().transpose(0, 2, 3, 1)
+            out.append(((x + 1) * 127.5 + 0.5).clip(0, 255).astype(np.uint8))
+    return np.concatenate(out)
 
 
 if __name__ == "__main__":
