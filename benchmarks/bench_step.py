@@ -3,6 +3,7 @@
     pip install -r benchmarks/requirements.txt          # adds torch==2.13.0 (CPU), benchmark only
     python benchmarks/bench_step.py                     # full step, A/B/A/B, batch 128, ngf = ndf = 64
     python benchmarks/bench_step.py --tutorial_layers   # ... and the step with the tutorial's layers
+    python benchmarks/bench_step.py --bf16              # ... and both in bf16: --precision bf16, autocast
     MS_DEV_HOST_BLOCKING_RUN=0 python benchmarks/bench_step.py   # with MindSpore's default dispatch
     python benchmarks/bench_step.py --layers            # forward and forward+backward of each layer type
     python benchmarks/bench_step.py --data              # the data pipeline alone, img/s
@@ -14,6 +15,11 @@ Adam(2e-4, 0.5) for each network, G's step then D's step on the same G(z); the P
 ``benchmarks/torch_dcgan.py``, structured as pytorch/examples' dcgan. After warm-up the two are timed
 in alternating rounds (A B A B ...), so a change in the machine's load hits both; the report gives
 the median img/s of each, the ratio, and the machine. Figures on a shared machine are noisy.
+
+With ``--bf16`` both frameworks are also timed in mixed precision: dcgan_ms with ``--precision bf16``
+(its compiled convolutions multiply bfloat16 operands, summing in float32) and PyTorch under its
+one-line ``torch.autocast("cpu", dtype=torch.bfloat16)``; each is compared with PyTorch in the same
+precision. The CPU's bfloat16 instructions (avx512_bf16, amx_bf16) are named with the machine.
 
 The MindSpore rows: dcgan_ms as it trains (on CPU with its compiled convolution kernels,
 ``dcgan_ms/kernels/``, when they build), the same with MindSpore's built-in convolutions, and
@@ -53,18 +59,21 @@ def machine():
         torch_version = "not installed"
     from dcgan_ms import kernels
     try:
-        kernels = f"compiled convolutions {kernels.build().name}"
+        built = f"compiled convolutions {kernels.build().name}"
     except kernels.Unavailable as e:
-        kernels = f"no compiled convolutions ({e})"
+        built = f"no compiled convolutions ({e})"
+    from dcgan_ms.runtime import cpu_flags
+    bf16 = [flag for flag in kernels.BF16_FLAGS if flag in cpu_flags()]
+    cpu += f" ({', '.join(bf16) if bf16 else 'no bfloat16 instructions'})"
     return (f"{platform.machine()}, {cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, "
             f"MindSpore {ms.__version__}, PyTorch {torch_version}; "
-            f"MS_DEV_HOST_BLOCKING_RUN={os.environ.get('MS_DEV_HOST_BLOCKING_RUN', 'unset')}; {kernels}")
+            f"MS_DEV_HOST_BLOCKING_RUN={os.environ.get('MS_DEV_HOST_BLOCKING_RUN', 'unset')}; {built}")
 
 
-def mindspore_step(args, conv="auto"):
-    """dcgan_ms's train step on networks rewritten for ``conv`` (``layers.speed_up``); with ``conv=None``
-    the tutorial's networks as built (MindSpore's own layers throughout), so that what the faster forms
-    save is measured in the same run."""
+def mindspore_step(args, conv="auto", precision="fp32"):
+    """dcgan_ms's train step on networks rewritten for ``conv`` and ``precision`` (``layers.speed_up``);
+    with ``conv=None`` the tutorial's networks as built (MindSpore's own layers throughout), so that
+    what the faster forms save is measured in the same run."""
     import mindspore as ms
     from dcgan_ms import kernels
     from dcgan_ms.layers import speed_up
@@ -75,8 +84,8 @@ def mindspore_step(args, conv="auto"):
     if conv is None:
         kernels.use_compiled("builtin")  # oneDNN limited to AVX2, as for every run on MindSpore's convolutions
     else:
-        speed_up(g, conv)
-        speed_up(d, conv)
+        speed_up(g, conv, precision)
+        speed_up(d, conv, precision)
     g.set_train()
     d.set_train()
     step = make_train_step(g, d, *make_optimizers(g, d))
@@ -86,10 +95,10 @@ def mindspore_step(args, conv="auto"):
     return lambda: [float(v) for v in step(x, z)]
 
 
-def torch_step(args):
+def torch_step(args, precision="fp32"):
     import torch
     from torch_dcgan import make_train_step
-    step, _, _ = make_train_step(args.nz, args.ngf, args.ndf)
+    step, _, _ = make_train_step(args.nz, args.ngf, args.ndf, precision=precision)
     rng = np.random.default_rng(0)
     x = torch.tensor(rng.uniform(-1, 1, (args.batch_size, 3, 64, 64)).astype(np.float32))
     z = torch.tensor(rng.standard_normal((args.batch_size, args.nz, 1, 1)).astype(np.float32))
@@ -111,6 +120,9 @@ def bench_steps(args):
     if args.tutorial_layers:
         steps["MindSpore, the tutorial's layers (graph mode)"] = mindspore_step(args, None)
     steps["PyTorch (eager)"] = torch_step(args)
+    if args.bf16:
+        steps["MindSpore (dcgan_ms --precision bf16, graph mode)"] = mindspore_step(args, precision="bf16")
+        steps["PyTorch bf16 (eager, autocast)"] = torch_step(args, "bf16")
     for _ in range(args.warmup):
         for step in steps.values():
             step()
@@ -123,9 +135,9 @@ def bench_steps(args):
     median = {name: statistics.median(t) for name, t in times.items()}
     print(f"\ntrain step, batch {args.batch_size}, ngf {args.ngf}, ndf {args.ndf}, median of {args.rounds} rounds "
           f"of {args.steps} steps:")
-    print("| framework | s/step | img/s | img/s / PyTorch's |\n|---|---|---|---|")
-    torch_median = median["PyTorch (eager)"]
+    print("| framework | s/step | img/s | img/s / PyTorch's in the same precision |\n|---|---|---|---|")
     for name, m in median.items():
+        torch_median = median["PyTorch bf16 (eager, autocast)" if "bf16" in name else "PyTorch (eager)"]
         print(f"| {name} | {m:.3f} | {args.batch_size / m:.1f} | {torch_median / m:.2f}x |")
 
 
@@ -311,6 +323,8 @@ def main():
     p.add_argument("--memory", action="store_true", help="peak RSS of a short training run")
     p.add_argument("--tutorial_layers", action="store_true",
                    help="also time the step with MindSpore's own layers where dcgan_ms uses faster forms")
+    p.add_argument("--bf16", action="store_true", help="also time both in bf16 (dcgan_ms --precision bf16, "
+                   "PyTorch autocast)")
     p.add_argument("--no_builtin", action="store_true",
                    help="leave out MindSpore's own strided convolutions (on a CPU where they are very slow)")
     p.add_argument("--onednn_limit", action="store_true",

@@ -6,6 +6,7 @@ doing the same work (``torch_train.py``), wall time from process start to exit, 
     python benchmarks/bench_train.py --size quickstart --epochs 6 --rounds 3
     python benchmarks/bench_train.py --size tutorial --breakdown
     python benchmarks/bench_train.py --size quickstart --against REV   # and dcgan_ms at another commit
+    python benchmarks/bench_train.py --precision bf16         # both in bf16: --precision bf16 against autocast
 
 Sizes:
 - quickstart: the README's quickstart (the shipped sample, batch 32, ngf = ndf = 16, instance noise
@@ -18,7 +19,9 @@ A B A B ...; the report gives each run's wall time, the medians and the speed ra
 dcgan_ms's: above 1, dcgan_ms is faster). ``--breakdown`` adds one dcgan_ms run in this process with
 every callback timed: where its time goes (start-up and setup, first step with graph compile,
 steps, the rest of the loop incl. data, each callback). ``--against REV`` adds a third side, the same
-command at commit REV (a ``git worktree``), for A/B of a change. Figures on a shared machine are noisy.
+command at commit REV (a ``git worktree``), for A/B of a change. ``--precision bf16`` runs dcgan_ms
+with ``--precision bf16`` and PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``
+(``torch_dcgan.py``). Figures on a shared machine are noisy.
 """
 import os
 
@@ -68,13 +71,14 @@ def data_for(size, tmp):
     return root
 
 
-def compare(size, rounds, epochs, tmp, against=None):
+def compare(size, rounds, epochs, tmp, against=None, precision="fp32"):
     """PyTorch's time over dcgan_ms's in each round (and, with ``against`` = (rev, folder), dcgan_ms at rev)."""
     data = data_for(size, tmp)
+    same = ["--precision", precision] if precision != "fp32" else []  # older checkouts (--against) lack the flag
     ours = [sys.executable, "-m", "dcgan_ms.train", "--data_root", data, "--no_progress", "--overwrite",
-            "--output_dir", os.path.join(tmp, "ms"), *flags(size, epochs)]
+            "--output_dir", os.path.join(tmp, "ms"), *flags(size, epochs), *same]
     theirs = [sys.executable, os.path.join(HERE, "torch_train.py"), "--data_root", data,
-              "--output_dir", os.path.join(tmp, "torch"), *flags(size, epochs)]
+              "--output_dir", os.path.join(tmp, "torch"), *flags(size, epochs), *same]
     times = collections.defaultdict(list)
     for r in range(rounds):
         times["dcgan_ms"].append(timed(ours))
@@ -86,7 +90,7 @@ def compare(size, rounds, epochs, tmp, against=None):
         print(line, flush=True)
     ms, pt = statistics.median(times["dcgan_ms"]), statistics.median(times["pytorch"])
     ratios = [p / m for m, p in zip(times["dcgan_ms"], times["pytorch"])]
-    print(f"{size}: dcgan_ms {ms:.1f} s, PyTorch {pt:.1f} s (medians of {rounds}); speed ratio "
+    print(f"{size}, {precision}: dcgan_ms {ms:.1f} s, PyTorch {pt:.1f} s (medians of {rounds}); speed ratio "
           f"{statistics.median(ratios):.2f}x (per round {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
     if against:
         ab = [o / m for m, o in zip(times["dcgan_ms"], times[against[0]])]
@@ -145,11 +149,11 @@ def import_seconds():
     return time.perf_counter() - start
 
 
-def breakdown(size, epochs, data, tmp):
+def breakdown(size, epochs, data, tmp, precision="fp32"):
     from dcgan_ms import session, train, training
     started = time.perf_counter()  # MindSpore is imported already: import_seconds() measures that
     config = train.parse_args(["--data_root", data, "--no_progress", "--overwrite", "--output_dir",
-                               os.path.join(tmp, "ms_breakdown"), *flags(size, epochs)])
+                               os.path.join(tmp, "ms_breakdown"), *flags(size, epochs), "--precision", precision])
     s = session.setup(config)
     setup_done = time.perf_counter()
     totals, clock = collections.defaultdict(float), StepClock()
@@ -177,6 +181,8 @@ def main():
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--epochs", type=int, default=None, help="quickstart: fewer epochs than its 26")
     p.add_argument("--breakdown", action="store_true", help="and one timed dcgan_ms run in this process")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: dcgan_ms --precision bf16 against PyTorch's autocast")
     p.add_argument("--against", metavar="REV", help="also time dcgan_ms at this commit (A/B of a change)")
     args = p.parse_args()
     import platform
@@ -185,9 +191,10 @@ def main():
                                                 else contextlib.nullcontext()) as other:
         for size in (("quickstart", "tutorial") if args.size == "both" else (args.size,)):
             epochs = args.epochs if size == "quickstart" else None
-            data = compare(size, args.rounds, epochs, tmp, against=(args.against, other) if other else None)
+            data = compare(size, args.rounds, epochs, tmp, against=(args.against, other) if other else None,
+                           precision=args.precision)
             if args.breakdown:
-                breakdown(size, epochs, data, tmp)
+                breakdown(size, epochs, data, tmp, args.precision)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
     python benchmarks/twemoji.py && python benchmarks/recipe.py --recipe quickstart --recipe before \
         --data_root data/twemoji                                      # another image set
     python benchmarks/recipe.py --name mine -- --ngf 32 --ndf 16 --batch_size 64 --epochs 40
+    python benchmarks/recipe.py --recipe quickstart --recipe quickstart-bf16 --steps 1600   # equal steps
 
 For each recipe and seed: ``python -m dcgan_ms.train`` with the recipe's flags and ``--seed``, timed
 from process start to exit (wall time, the whole run a user waits for: start-up, compile, steps,
@@ -14,7 +15,8 @@ the generated images (``dcgan_ms.swd.diversity``: about 1 as varied as the real 
 collapsed). The report gives every run, then per recipe the mean and spread (min-max) over seeds,
 and says whether every run kept within ``--budget`` seconds. Runs alternate between recipes seed by
 seed, so a machine that speeds up or slows down touches all alike; the machine is shared and its
-speed drifts, so read times as noisy. Results are also written as JSON (``--out``).
+speed drifts, so read times as noisy. ``--steps N`` stops every recipe at N steps instead of its time
+limit: quality at equal steps. Results are also written as JSON (``--out``).
 """
 import argparse
 import json
@@ -38,6 +40,8 @@ RECIPES = {
     "quickstart": "--ngf 16 --ndf 16 --batch_size 32 --epochs 52 --lr 4e-4 --instance_noise 0.15 --ema 0.99 "
                   "--max_minutes 2.3",
 }
+# the quickstart with its convolutions' products in bfloat16 (on a CPU with bf16 instructions)
+RECIPES["quickstart-bf16"] = RECIPES["quickstart"] + " --precision bf16"
 
 
 def run(cmd):
@@ -55,6 +59,14 @@ def steps_on_the_sample(flags):
     config = parse_args([*flags, "--dataset", "sample"])
     per_epoch = len(os.listdir(SAMPLE_DIR)) // config.batch_size
     return min(config.epochs * per_epoch, config.max_steps or float("inf"))
+
+
+def at_steps(flags, steps):
+    """``flags`` stopping at ``steps`` steps, any time limit lifted (the last flag wins)."""
+    if "--max_minutes" in flags:
+        i = flags.index("--max_minutes")
+        flags = flags[:i] + flags[i + 2:]
+    return [*flags, "--epochs", str(10 ** 6), "--max_steps", str(steps)]
 
 
 def one_run(name, flags, seed, data, out_root, num=1024):
@@ -100,6 +112,8 @@ def main():
     p.add_argument("--data_root", default=None, help="train and evaluate on this folder (default: the sample) for "
                    "as many steps as the recipe trains on the sample")
     p.add_argument("--num", type=int, default=1024, help="real and generated images per SWD")
+    p.add_argument("--steps", type=int, default=None, help="stop every recipe at this many steps (equal steps), "
+                   "not at its --max_minutes")
     p.add_argument("--runs_dir", default=None, help="keep the runs here (default: a temporary folder)")
     p.add_argument("--out", default=None, help="write every result as JSON here")
     p.add_argument("flags", nargs="*", help="after --: the train flags of a recipe of your own")
@@ -109,6 +123,8 @@ def main():
         recipes[args.name] = args.flags
     if not recipes:
         p.error("name a --recipe or give train flags after --")
+    if args.steps:
+        recipes = {name: at_steps(flags, args.steps) for name, flags in recipes.items()}
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
           f"data: {args.data_root or 'the sample'}", flush=True)
     results = []
