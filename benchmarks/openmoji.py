@@ -10,15 +10,14 @@ have black outlines 1-2 px wide at 96 px: resized to 64 px without antialiasing 
 shows what the resize filter costs.
 """
 import argparse
-import glob
 import io
 import os
-import subprocess
-import sys
 import tarfile
 import tempfile
 
 from PIL import Image
+
+from twemoji import npm_pack
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "openmoji@17.0.0"
@@ -29,14 +28,10 @@ SIZE = 96
 def fetch(out, limit):
     import cairosvg
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(["npm", "pack", PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True)
-        archives = glob.glob(os.path.join(tmp, "*.tgz"))
-        if proc.returncode or not archives:
-            sys.exit(f"error: npm pack {PACKAGE} failed ({proc.stderr.strip()[-500:]}): check the npm registry "
-                     "can be reached")
+        archive = npm_pack(PACKAGE, tmp)
         os.makedirs(out, exist_ok=True)
         count = 0
-        with tarfile.open(archives[0]) as tar:
+        with tarfile.open(archive) as tar:
             members = sorted((m for m in tar.getmembers() if m.isfile() and m.name.startswith(SVGS)
                               and m.name.endswith(".svg")), key=lambda m: m.name)
             for member in members[:limit]:

@@ -23,18 +23,25 @@ PACKAGE = "emoji-datasource-twitter@16.0.0"
 IMAGES = "package/img/twitter/64/"
 
 
-def fetch(out):
+def npm_pack(package, folder):
+    """The archive of npm ``package`` (name@version), fetched into ``folder`` by ``npm pack`` (nothing is
+    installed); exits with one line if npm or the registry is missing."""
     if shutil.which("npm") is None:
-        sys.exit("error: npm is not installed: install Node.js's npm, or pass another --data_root to recipe.py")
+        sys.exit("error: npm is not installed: install Node.js's npm, or pass another --data_root")
+    proc = subprocess.run(["npm", "pack", package, "--silent"], cwd=folder, capture_output=True, text=True)
+    archives = glob.glob(os.path.join(folder, "*.tgz"))
+    if proc.returncode or not archives:
+        sys.exit(f"error: npm pack {package} failed ({proc.stderr.strip()[-500:]}): check the npm registry "
+                 "can be reached")
+    return archives[0]
+
+
+def fetch(out):
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(["npm", "pack", PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True)
-        archives = glob.glob(os.path.join(tmp, "*.tgz"))
-        if proc.returncode or not archives:
-            sys.exit(f"error: npm pack {PACKAGE} failed ({proc.stderr.strip()[-500:]}): check the npm registry "
-                     "can be reached")
+        archive = npm_pack(PACKAGE, tmp)
         os.makedirs(out, exist_ok=True)
         count = 0
-        with tarfile.open(archives[0]) as tar:
+        with tarfile.open(archive) as tar:
             for member in tar.getmembers():
                 if member.isfile() and member.name.startswith(IMAGES) and member.name.endswith(".png"):
                     with open(os.path.join(out, os.path.basename(member.name)), "wb") as f:
