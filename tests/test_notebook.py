@@ -61,7 +61,7 @@ def test_tutorial_notebook_executes(tmp_path, monkeypatch, notebook):
     # It shows the tutorial's networks as built, then rewrites them and checks the results are the same.
     printed = "".join(o.get("text", "") for o in outputs)
     assert re.search(r"^ 0 Conv2dTranspose\s", printed, re.M) and re.search(r"^ 1 BatchNorm2d\s", printed, re.M)
-    assert "def speed_up(" in shown and "speed_up(generator)" in sources
+    assert "def speed_up(" in shown and "speed_up(generator, precision=PRECISION)" in sources
     difference = re.search(r"largest difference from the tutorial's layers: (\S+)", printed)
     assert difference and float(difference.group(1)) < 1e-4, printed[-2000:]
 
