@@ -61,6 +61,12 @@ def wait_for_steps(out, steps, proc, timeout=240):
         time.sleep(0.2)
 
 
+def hangup_as_in_a_terminal():
+    """SIGHUP's default action in the launcher, as a shell in a terminal has it: a suite started under
+    nohup passes SIGHUP on ignored, and bash cannot trap a signal that was ignored when it started."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 class Launch:
     """scripts/run_distributed.sh with 2 workers (the README's launcher, which runs
     msrun --worker_num=2 --local_worker_num=2 ... python -m dcgan_ms.train --distributed FLAGS), started from
@@ -72,7 +78,7 @@ class Launch:
                "MASTER_PORT": str(self.port), "LOG_DIR": str(logs)}
         self.proc = subprocess.Popen(["bash", os.path.join(REPO, "scripts", "run_distributed.sh"), "2", *flags],
                                      env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=hangup_as_in_a_terminal)
         self.lines = []
         self.reader = threading.Thread(target=self.read, daemon=True)
         self.reader.start()
