@@ -4,6 +4,7 @@
     python benchmarks/openmoji.py && python benchmarks/parity.py --data_root data/openmoji
     python benchmarks/parity.py --same_pixels --runs_dir R        # both read the same 64 px images
     python benchmarks/parity.py --runs_dir R --reuse -- --resize bilinear   # another dcgan_ms, PyTorch's runs kept
+    python benchmarks/parity.py --torch_inputs torch dcgan_ms      # also PyTorch on dcgan_ms's inputs
 
 For each seed, alternately: ``benchmarks/torch_train.py`` (pytorch/examples' DCGAN, ``torch_dcgan.py``:
 images read with Pillow, resized with its antialiasing bilinear filter) and ``python -m dcgan_ms.train``,
@@ -13,7 +14,10 @@ side's final G then draws ``--num`` images (BatchNorm on batches of 64), scored 
 (x1e3; 64 / 32 / 16 px levels) and diversity against the same ``--num`` real images
 (``dcgan_ms.images.real_images``), once for each ``--resize`` filter of the real images: the fine
 level depends on it. ``--same_pixels`` first resizes the folder to 64 px PNGs as the PyTorch side
-does, so both train on the same pixels. ``--runs_dir`` keeps the runs (one folder per side, flags and
+does, so both train on the same pixels. ``--torch_inputs dcgan_ms`` adds (or with ``torch`` left out, puts in
+place of the plain PyTorch side) PyTorch trained on dcgan_ms's own inputs, seed for seed: its initial
+weights, batches, z and instance noise (``torch_train.py --inputs dcgan_ms``): if that side learns as
+PyTorch does, dcgan_ms's arithmetic is not what differs. ``--runs_dir`` keeps the runs (one folder per side, flags and
 seed); with ``--reuse`` finished ones are scored again instead of trained.
 
 The verdict follows issue #35's target: dcgan_ms's mean SWD no worse than PyTorch's mean plus its
@@ -56,11 +60,11 @@ def settings_flags(settings):
     return [x for k, v in settings.items() for x in (f"--{k}", str(v))]
 
 
-def train_torch(data_root, seed, steps, num, out, reuse=False):
+def train_torch(data_root, seed, steps, num, out, reuse=False, input_flags=()):
     if not (reuse and done(out, steps)):
         run([sys.executable, os.path.join(HERE, "torch_train.py"), "--data_root", data_root, "--output_dir", out,
              *settings_flags(SETTINGS), "--epochs", str(10 ** 6), "--max_steps", str(steps), "--seed", str(seed),
-             "--samples", str(num)])
+             "--samples", str(num), *input_flags])
     return np.load(os.path.join(out, "samples.npy"))[:num]
 
 
@@ -124,6 +128,8 @@ def main():
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--num", type=int, default=512, help="real and generated images per score")
     p.add_argument("--only", choices=("torch", "dcgan_ms"), default=None, help="train one side only")
+    p.add_argument("--torch_inputs", choices=("torch", "dcgan_ms"), nargs="+", default=["torch"],
+                   help="the PyTorch side's weights, batches and noise: its own, dcgan_ms's (same seed), or both")
     p.add_argument("--same_pixels", action="store_true", help="both train on the folder resized to 64 px by Pillow")
     p.add_argument("--runs_dir", default=None, help="keep the runs here (default: a temporary folder)")
     p.add_argument("--reuse", action="store_true", help="with --runs_dir: take the finished runs found there (same "
@@ -136,6 +142,9 @@ def main():
     from dcgan_ms.swd import diversity, swd
     references = {resize: real_images(args.data_root, args.num, seed=0, resize=resize) for resize in RESIZES}
     name = "dcgan_ms" + "".join(f" {flag}" for flag in args.flags)
+    resize = args.flags[args.flags.index("--resize") + 1] if "--resize" in args.flags else RESIZE
+    torch_sides = {"torch": ("torch", ()),
+                   "dcgan_ms": ("torch on dcgan_ms's inputs", ("--inputs", "dcgan_ms", "--resize", resize))}
     print(f"machine: {platform.machine()} {platform.processor()}, {os.cpu_count()} CPUs; data: {args.data_root}; "
           f"{args.steps} steps of {' '.join(settings_flags(SETTINGS))}", flush=True)
     rows = []
@@ -143,22 +152,22 @@ def main():
         runs = args.runs_dir or tmp
         train_root = same_pixels(args.data_root, os.path.join(tmp, "pixels")) if args.same_pixels else args.data_root
         for seed in args.seeds:
-            for side in ("torch", "dcgan_ms"):
-                if args.only not in (None, side):
+            sides = [torch_sides[inputs] for inputs in args.torch_inputs] + [(name, None)]
+            for side, input_flags in sides:
+                if args.only not in (None, "torch" if input_flags is not None else "dcgan_ms"):
                     continue
                 start = time.perf_counter()
-                if side == "torch":
-                    fake = train_torch(train_root, seed, args.steps, args.num, os.path.join(runs, f"torch-seed{seed}"),
-                                       args.reuse)
+                folder = os.path.join(runs, f"{side.replace(' ', '_').replace(chr(39), '')}-seed{seed}")
+                if input_flags is not None:
+                    fake = train_torch(train_root, seed, args.steps, args.num, folder, args.reuse, input_flags)
                 else:
-                    out = os.path.join(runs, f"{name.replace(' ', '_')}-seed{seed}")
-                    fake = train_dcgan_ms(train_root, seed, args.steps, args.num, out, args.flags, args.reuse)
+                    fake = train_dcgan_ms(train_root, seed, args.steps, args.num, folder, args.flags, args.reuse)
                 scores = {}
                 for resize, real in references.items():
                     score = swd(real, fake, 0)
                     scores[resize] = {"swd": score["mean"], "levels": {str(k): v for k, v in score["levels"].items()},
                                       "diversity": diversity(real, fake)}
-                rows.append({"side": side if side == "torch" else name, "seed": seed, "scores": scores,
+                rows.append({"side": side, "seed": seed, "scores": scores,
                              "seconds": time.perf_counter() - start})
                 print(f"  {rows[-1]['side']} seed {seed}: " + "; ".join(
                     f"vs {resize} SWD {sc['swd']:.1f} ({' / '.join(f'{v:.1f}' for v in sc['levels'].values())}), "

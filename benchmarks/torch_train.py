@@ -10,6 +10,11 @@ side to 64 and centre-crop, scale to [-1, 1]; then per epoch a shuffled pass in 
 partial batch dropped), each step the tutorial's G step then D step (``torch_dcgan.make_train_step``)
 with z and the instance noise drawn by torch, a CSV row per step; after every epoch a PNG grid of
 G(fixed noise) and G's and D's weights (torch.save), as dcgan_ms writes its grid and checkpoints.
+
+``--inputs dcgan_ms`` (for ``parity.py``): everything random or read comes from dcgan_ms instead, as
+``python -m dcgan_ms.train`` with the same seed draws it: the initial weights, the batches (its
+pipeline, shuffling and ``--resize`` filter) and each step's z and instance noise (``noise.StepNoise``).
+Only the arithmetic is PyTorch's, so a difference in learning that remains is the frameworks' own.
 """
 import argparse
 import csv
@@ -67,15 +72,27 @@ def main():
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: forward passes and losses under torch.autocast (torch_dcgan.py)")
+    p.add_argument("--inputs", choices=("torch", "dcgan_ms"), default="torch",
+                   help="dcgan_ms: initial weights, batches, z and instance noise as dcgan_ms draws them")
+    p.add_argument("--resize", default="bilinear", help="with --inputs dcgan_ms: its --resize filter")
     p.add_argument("--samples", type=int, default=0, help="after training, write this many of G's images (uint8 "
                    "NHWC, BatchNorm on batches of 64 as dcgan_ms.images.generated_images) to samples.npy")
     args = p.parse_args()
     os.makedirs(os.path.join(args.output_dir, "samples"), exist_ok=True)
-    images = load_images(args.data_root)
     train_step, net_g, net_d = make_train_step(args.nz, args.ngf, args.ndf, seed=args.seed, noise=args.instance_noise,
                                                precision=args.precision)
     fixed_noise = torch.randn(64, args.nz, 1, 1)
-    steps_per_epoch = len(images) // args.batch_size
+    if args.inputs == "dcgan_ms":
+        steps_per_epoch, batches = dcgan_ms_inputs(args, net_g, net_d)
+    else:
+        images = load_images(args.data_root)
+        steps_per_epoch = len(images) // args.batch_size
+
+        def batches(epoch, step):  # this epoch's shuffled batches: (images, z, instance noises drawn by the step)
+            order = torch.randperm(len(images))
+            for b in range(steps_per_epoch):
+                yield images[order[b * args.batch_size:(b + 1) * args.batch_size]], torch.randn(
+                    args.batch_size, args.nz, 1, 1), ()
     total = min(args.epochs * steps_per_epoch, args.max_steps or args.epochs * steps_per_epoch)
     step, epoch = 0, 0
     with open(os.path.join(args.output_dir, "log.csv"), "w", newline="") as f:
@@ -83,11 +100,9 @@ def main():
         log.writerow(["step", "epoch", "g_loss", "d_loss", "d_real", "d_fake", "img_per_s"])
         while step < total:
             epoch += 1
-            order = torch.randperm(len(images))
-            for b in range(steps_per_epoch):
+            for real, z, noises in batches(epoch, step):
                 start = time.perf_counter()
-                real = images[order[b * args.batch_size:(b + 1) * args.batch_size]]
-                g_loss, d_loss, d_real, d_fake = train_step(real, torch.randn(args.batch_size, args.nz, 1, 1))
+                g_loss, d_loss, d_real, d_fake = train_step(real, z, noises)
                 step += 1
                 log.writerow([step, epoch, f"{g_loss:.6g}", f"{d_loss:.6g}", f"{d_real:.6g}", f"{d_fake:.6g}",
                               f"{args.batch_size / (time.perf_counter() - start):.4g}"])
@@ -102,6 +117,38 @@ def main():
     if args.samples:
         np.save(os.path.join(args.output_dir, "samples.npy"), generated_images(net_g, args.samples, args.nz))
     print(f"done: {step} steps", file=sys.stderr)
+
+
+def dcgan_ms_inputs(args, net_g, net_d):
+    """(steps per epoch, batches(epoch, step)) with dcgan_ms's data and noise for ``args.seed``, and its
+    initial weights copied into ``net_g`` and ``net_d``: the order ``dcgan_ms.session.build_session``
+    draws them in (seed, data, networks)."""
+    import mindspore as ms
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from dcgan_ms.data import TrainingData
+    from dcgan_ms.models import Discriminator, Generator
+    from dcgan_ms.noise import StepNoise
+    from dcgan_ms.runtime import set_seed
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    set_seed(args.seed)
+    data = TrainingData(args.data_root, batch_size=args.batch_size, seed=args.seed, resize=args.resize)
+    torch_names = {"weight": "weight", "gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+                   "moving_variance": "running_var"}
+    for ours, theirs in ((Generator(args.nz, args.ngf), net_g), (Discriminator(args.ndf), net_d)):
+        state = {}
+        for p in ours.get_parameters():  # "generator.3.gamma" -> "main.3.weight": the layers are numbered alike
+            index, kind = p.name.split(".")[-2:]
+            state[f"main.{index}.{torch_names[kind]}"] = torch.from_numpy(p.asnumpy().copy())
+        theirs.load_state_dict(state, strict=False)  # BatchNorm's num_batches_tracked kept
+    noise = StepNoise(nz=args.nz, seed=args.seed, instance_noise=args.instance_noise)
+
+    def batches(epoch, step):
+        for real in data.batches(epoch):
+            z, noises = noise(step, real.shape)
+            step += 1
+            yield (torch.from_numpy(real.asnumpy().copy()), torch.from_numpy(z.asnumpy().copy()),
+                   [torch.from_numpy(n.asnumpy().copy()) for n in noises])
+    return data.steps_per_epoch, batches
 
 
 def generated_images(net_g, num, nz, batch_size=64):
