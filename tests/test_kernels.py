@@ -294,3 +294,15 @@ def test_mindspores_aot_white_list_is_honoured_and_set_while_an_operator_is_made
     monkeypatch.setattr(library.ops, "Custom", custom)
     library.operator("LeakyForward", out_shape=library.same_as_first)  # not the cached leaky_relu_operator
     assert seen["white_list"] == str(fresh_build / "cache") and library.WHITE_LIST not in os.environ
+
+
+def test_the_kernel_benchmark_calls_the_kernels_as_mindspore_does():
+    """benchmarks/bench_kernels.py (A/B of kernel changes) calls the library through ctypes: on tiny shapes
+    it runs every kernel and prints its table."""
+    from conftest import REPO
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_kernels.py"), "--batch_size", "2",
+                           "--width", "2", "--rounds", "1", "--calls", "1", "--precision", "fp32"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| forward", "| input", "| weight"))]
+    assert len(rows) == 12 and "| all twelve |" in proc.stdout, proc.stdout

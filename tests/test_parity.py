@@ -4,13 +4,14 @@ the same updates, with dcgan_ms's layers or MindSpore's own, compiled or eager. 
 really differ (Adam's epsilon), the test shows how much. What is left between their learning curves
 is the data and the random numbers (benchmarks/parity.py, docs/recipe.md)."""
 import os
+import subprocess
 import sys
 
 import mindspore as ms
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_cli
 
 torch = pytest.importorskip("torch", reason="the PyTorch reference needs torch (requirements-test.txt)")
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
@@ -126,3 +127,21 @@ def test_bce_and_its_gradient_near_saturation_are_pytorchs(p, target):
     theirs.backward()
     np.testing.assert_allclose(float(ours), theirs.item(), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(grad.asnumpy(), tx.grad.numpy(), rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_pytorch_on_dcgan_ms_inputs_takes_dcgan_ms_first_step(tmp_path, flat_images):
+    """benchmarks/torch_train.py --inputs dcgan_ms (parity.py's swap): the same initial weights, batches,
+    z and instance noise as ``python -m dcgan_ms.train`` with the same seed, so its first step's losses
+    and D outputs are dcgan_ms's; later steps part only by rounding."""
+    settings = ["--data_root", flat_images, "--batch_size", "8", "--ngf", "8", "--ndf", "8", "--instance_noise", "0.1",
+                "--epochs", "1", "--max_steps", "2", "--seed", "3"]
+    ours = run_cli("dcgan_ms.train", *settings, "--output_dir", str(tmp_path / "ours"), "--no_progress")
+    assert ours.returncode == 0, ours.stderr[-2000:]
+    theirs = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "torch_train.py"), *settings,
+                             "--output_dir", str(tmp_path / "theirs"), "--inputs", "dcgan_ms"],
+                            capture_output=True, text=True, timeout=600)
+    assert theirs.returncode == 0, theirs.stderr[-2000:]
+    rows = [np.loadtxt(tmp_path / side / "log.csv", delimiter=",", skiprows=1)[:, 2:6] for side in ("ours", "theirs")]
+    np.testing.assert_allclose(rows[1][0], rows[0][0], rtol=2e-5)  # G's loss, D's loss, D(x), D(G(z))
+    np.testing.assert_allclose(rows[1][1], rows[0][1], rtol=1e-2)
