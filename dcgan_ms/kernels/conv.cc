@@ -294,19 +294,28 @@ void conv_input_grad(const float *dy, const float *w, float *dx, const Conv &p) 
 template <class T>
 void conv_weight_grad(const float *x, const float *dy, float *dw, const Conv &p) {
   const dim_t size = (dim_t)p.O * p.K;
+  // dw^T = col dy^T where the filters are few (and fewer than the patch entries): oneDNN's product with
+  // 16 to 64 rows and a long sum ran up to 3x slower than the same product with its operands swapped
+  // (benchmarks/bench_kernels.py); from 128 filters on, the swapped form was the slower one.
+  const bool transposed = p.O <= 64 && p.O < p.K;
   std::vector<std::vector<float>> partial(p.threads, std::vector<float>(size, 0.f));
   p.parallel([&](int t, int n0, int cnt) {
     const dim_t L = cnt * p.P;
     T *col = scratch<T>(0, p.K * L);
     for (int j = 0; j < cnt; ++j) im2col(x + (dim_t)(n0 + j) * p.C * p.H * p.W, p.C, p.H, p.W, col + j * p.P, L);
-    gemm('N', 'T', p.O, p.K, L, as_matrix(dy, n0, cnt, p.O, p.P, scratch<T>(1, (dim_t)p.O * L)), L, col, L, 1.f,
-         partial[t].data(), p.K);
+    const T *dy_chunk = as_matrix(dy, n0, cnt, p.O, p.P, scratch<T>(1, (dim_t)p.O * L));
+    if (transposed)
+      gemm('N', 'T', p.K, p.O, L, col, L, dy_chunk, L, 1.f, partial[t].data(), p.O);
+    else
+      gemm('N', 'T', p.O, p.K, L, dy_chunk, L, col, L, 1.f, partial[t].data(), p.K);
   }, /*fixed_order=*/true);
-  for (dim_t i = 0; i < size; ++i) {
-    float s = 0.f;
-    for (int t = 0; t < p.threads; ++t) s += partial[t][i];
-    dw[i] = s;
-  }
+  for (dim_t o = 0; o < p.O; ++o)
+    for (dim_t k = 0; k < p.K; ++k) {
+      const dim_t i = transposed ? k * p.O + o : o * p.K + k;
+      float s = 0.f;
+      for (int t = 0; t < p.threads; ++t) s += partial[t][i];
+      dw[o * p.K + k] = s;
+    }
 }
 
 // MindSpore passes inputs then the output; returns non-zero (MindSpore then raises) on a misuse.
