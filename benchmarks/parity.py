@@ -17,7 +17,9 @@ level depends on it. ``--same_pixels`` first resizes the folder to 64 px PNGs as
 does, so both train on the same pixels. ``--torch_inputs dcgan_ms`` adds (or with ``torch`` left out, puts in
 place of the plain PyTorch side) PyTorch trained on dcgan_ms's own inputs, seed for seed: its initial
 weights, batches, z and instance noise (``torch_train.py --inputs dcgan_ms``): if that side learns as
-PyTorch does, dcgan_ms's arithmetic is not what differs. ``--runs_dir`` keeps the runs (one folder per side, flags and
+PyTorch does, dcgan_ms's arithmetic is not what differs. ``--torch_adam mindspore`` gives the PyTorch
+sides MindSpore's Adam (``torch_dcgan.MindSporeAdam``: epsilon before the bias correction), the one
+difference of the two steps. ``--runs_dir`` keeps the runs (one folder per side, flags and
 seed); with ``--reuse`` finished ones are scored again instead of trained.
 
 The verdict follows issue #35's target: dcgan_ms's mean SWD no worse than PyTorch's mean plus its
@@ -130,6 +132,8 @@ def main():
     p.add_argument("--only", choices=("torch", "dcgan_ms"), default=None, help="train one side only")
     p.add_argument("--torch_inputs", choices=("torch", "dcgan_ms"), nargs="+", default=["torch"],
                    help="the PyTorch side's weights, batches and noise: its own, dcgan_ms's (same seed), or both")
+    p.add_argument("--torch_adam", choices=("pytorch", "mindspore"), default="pytorch",
+                   help="the PyTorch side's Adam: its own, or with MindSpore's placement of epsilon")
     p.add_argument("--same_pixels", action="store_true", help="both train on the folder resized to 64 px by Pillow")
     p.add_argument("--runs_dir", default=None, help="keep the runs here (default: a temporary folder)")
     p.add_argument("--reuse", action="store_true", help="with --runs_dir: take the finished runs found there (same "
@@ -145,6 +149,9 @@ def main():
     resize = args.flags[args.flags.index("--resize") + 1] if "--resize" in args.flags else RESIZE
     torch_sides = {"torch": ("torch", ()),
                    "dcgan_ms": ("torch on dcgan_ms's inputs", ("--inputs", "dcgan_ms", "--resize", resize))}
+    if args.torch_adam == "mindspore":
+        torch_sides = {k: (f"{side} with MindSpore's Adam", (*flags, "--adam", "mindspore"))
+                       for k, (side, flags) in torch_sides.items()}
     print(f"machine: {platform.machine()} {platform.processor()}, {os.cpu_count()} CPUs; data: {args.data_root}; "
           f"{args.steps} steps of {' '.join(settings_flags(SETTINGS))}", flush=True)
     rows = []

@@ -48,15 +48,42 @@ class Discriminator(nn.Module):
         return self.main(x).view(-1, 1)
 
 
-def make_train_step(nz=100, ngf=64, ndf=64, lr=2e-4, beta1=0.5, seed=0, noise=0.0, precision="fp32"):
-    """Returns (train_step(real, z) -> (g_loss, d_loss, d_real, d_fake), netG, netD)."""
+class MindSporeAdam(torch.optim.Optimizer):
+    """Adam as MindSpore's ``nn.Adam`` (its ApplyAdam kernel) computes it: the bias corrections folded into
+    the learning rate, lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps), so that eps stands
+    where PyTorch's eps / sqrt(1 - beta2^t) would (32x PyTorch's at step 1, equal in the long run).
+    For the learning comparison (``parity.py``): the one place the two frameworks' steps differ."""
+
+    def __init__(self, params, lr, betas, eps=1e-8):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                state = self.state[p]
+                if not state:
+                    state.update(t=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+                state["t"] += 1
+                t, m, v = state["t"], state["m"], state["v"]
+                m.mul_(beta1).add_(p.grad, alpha=1 - beta1)
+                v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                step_size = group["lr"] * (1 - beta2 ** t) ** 0.5 / (1 - beta1 ** t)
+                p.addcdiv_(m, v.sqrt().add_(group["eps"]), value=-step_size)
+
+
+def make_train_step(nz=100, ngf=64, ndf=64, lr=2e-4, beta1=0.5, seed=0, noise=0.0, precision="fp32", adam="pytorch"):
+    """Returns (train_step(real, z) -> (g_loss, d_loss, d_real, d_fake), netG, netD). ``adam``: "pytorch"
+    (``torch.optim.Adam``) or "mindspore" (``MindSporeAdam``, MindSpore's placement of epsilon)."""
     torch.manual_seed(seed)
     netG, netD = Generator(nz, ngf), Discriminator(ndf)
     netG.apply(weights_init)
     netD.apply(weights_init)
     criterion = nn.BCELoss()
-    opt_g = torch.optim.Adam(netG.parameters(), lr=lr, betas=(beta1, 0.999))
-    opt_d = torch.optim.Adam(netD.parameters(), lr=lr, betas=(beta1, 0.999))
+    optimizer = {"pytorch": torch.optim.Adam, "mindspore": MindSporeAdam}[adam]
+    opt_g = optimizer(netG.parameters(), lr=lr, betas=(beta1, 0.999))
+    opt_d = optimizer(netD.parameters(), lr=lr, betas=(beta1, 0.999))
 
     given = []  # instance noises passed to train_step, used in order instead of drawing them
 

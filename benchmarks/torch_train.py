@@ -75,12 +75,14 @@ def main():
     p.add_argument("--inputs", choices=("torch", "dcgan_ms"), default="torch",
                    help="dcgan_ms: initial weights, batches, z and instance noise as dcgan_ms draws them")
     p.add_argument("--resize", default="bilinear", help="with --inputs dcgan_ms: its --resize filter")
+    p.add_argument("--adam", choices=("pytorch", "mindspore"), default="pytorch",
+                   help="mindspore: Adam with MindSpore's placement of epsilon (torch_dcgan.MindSporeAdam)")
     p.add_argument("--samples", type=int, default=0, help="after training, write this many of G's images (uint8 "
                    "NHWC, BatchNorm on batches of 64 as dcgan_ms.images.generated_images) to samples.npy")
     args = p.parse_args()
     os.makedirs(os.path.join(args.output_dir, "samples"), exist_ok=True)
     train_step, net_g, net_d = make_train_step(args.nz, args.ngf, args.ndf, seed=args.seed, noise=args.instance_noise,
-                                               precision=args.precision)
+                                               precision=args.precision, adam=args.adam)
     fixed_noise = torch.randn(64, args.nz, 1, 1)
     if args.inputs == "dcgan_ms":
         steps_per_epoch, batches = dcgan_ms_inputs(args, net_g, net_d)
