@@ -28,21 +28,19 @@ extern "C" int dnnl_gemm_bf16bf16f32(char transa, char transb, dim_t M, dim_t N,
 // For templates, which target_clones cannot take: a function compiled for AVX-512 with every call in it
 // inlined (so the templates it calls are vectorized with 512-bit registers too), called where the CPU
 // has AVX-512 (has_avx512). Same operations, same order: the results are the same bits.
-#define AVX512_COPIES 1
 #define AVX512_COPY __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), flatten))
-#else
-#define VECTOR_CLONES
-#endif
-
-namespace dcgan_kernels {
-
-#ifdef AVX512_COPIES
 inline bool has_avx512() {
   static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   return yes;
 }
+#else
+#define VECTOR_CLONES
+#define AVX512_COPY
+inline bool has_avx512() { return false; }
 #endif
+
+namespace dcgan_kernels {
 
 inline int available_cpus() {
   cpu_set_t set;

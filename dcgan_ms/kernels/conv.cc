@@ -138,15 +138,6 @@ void col2im_t(const float *col, dim_t ld, int C, int H, int W, float *x, float *
     default: return function<0>(__VA_ARGS__);     \
   }
 
-template <class T>
-void im2col_any(const float *x, int C, int H, int W, T *col, dim_t ld) {
-  DISPATCH_ON_WIDTH(im2col_t, W, x, C, H, W, col, ld)
-}
-
-void col2im_any(const float *col, dim_t ld, int C, int H, int W, float *x, float *tmp) {
-  DISPATCH_ON_WIDTH(col2im_t, W, col, ld, C, H, W, x, tmp)
-}
-
 // Copy per-sample maps a[n][O][P] of samples n0..n0+cnt to/from one matrix m[O][cnt*P].
 template <class T>
 void gather_any(const float *a, int n0, int cnt, int O, dim_t P, T *m) {
@@ -158,43 +149,31 @@ void gather_any(const float *a, int n0, int cnt, int O, dim_t P, T *m) {
     }
 }
 
-// The same three compiled for AVX-512 (common.h), used where the CPU has it: the even/odd splits and the
-// bfloat16 rounding were 128-bit loops, a sixth of a bf16 step.
-#ifdef AVX512_COPIES
+// Each of the three also compiled for AVX-512 (common.h), used where the CPU has it: the even/odd splits
+// and the bfloat16 rounding were 128-bit loops, a sixth of a bf16 step.
 template <class T>
 AVX512_COPY void im2col_avx512(const float *x, int C, int H, int W, T *col, dim_t ld) {
-  im2col_any(x, C, H, W, col, ld);
+  DISPATCH_ON_WIDTH(im2col_t, W, x, C, H, W, col, ld)
+}
+template <class T>
+void im2col(const float *x, int C, int H, int W, T *col, dim_t ld) {
+  if (has_avx512()) return im2col_avx512(x, C, H, W, col, ld);
+  DISPATCH_ON_WIDTH(im2col_t, W, x, C, H, W, col, ld)
 }
 AVX512_COPY void col2im_avx512(const float *col, dim_t ld, int C, int H, int W, float *x, float *tmp) {
-  col2im_any(col, ld, C, H, W, x, tmp);
+  DISPATCH_ON_WIDTH(col2im_t, W, col, ld, C, H, W, x, tmp)
+}
+void col2im(const float *col, dim_t ld, int C, int H, int W, float *x, float *tmp) {
+  if (has_avx512()) return col2im_avx512(col, ld, C, H, W, x, tmp);
+  DISPATCH_ON_WIDTH(col2im_t, W, col, ld, C, H, W, x, tmp)
 }
 template <class T>
 AVX512_COPY void gather_avx512(const float *a, int n0, int cnt, int O, dim_t P, T *m) {
   gather_any(a, n0, cnt, O, P, m);
 }
-#endif
-
-template <class T>
-void im2col(const float *x, int C, int H, int W, T *col, dim_t ld) {
-#ifdef AVX512_COPIES
-  if (has_avx512()) return im2col_avx512(x, C, H, W, col, ld);
-#endif
-  im2col_any(x, C, H, W, col, ld);
-}
-
-void col2im(const float *col, dim_t ld, int C, int H, int W, float *x, float *tmp) {
-#ifdef AVX512_COPIES
-  if (has_avx512()) return col2im_avx512(col, ld, C, H, W, x, tmp);
-#endif
-  col2im_any(col, ld, C, H, W, x, tmp);
-}
-
 template <class T>
 void gather(const float *a, int n0, int cnt, int O, dim_t P, T *m) {
-#ifdef AVX512_COPIES
-  if (has_avx512()) return gather_avx512(a, n0, cnt, O, P, m);
-#endif
-  gather_any(a, n0, cnt, O, P, m);
+  has_avx512() ? gather_avx512(a, n0, cnt, O, P, m) : gather_any(a, n0, cnt, O, P, m);
 }
 
 // The maps of samples n0..n0+cnt as one matrix [O][cnt*P] of operands T: in float32, one sample's own
@@ -239,10 +218,9 @@ struct Conv {
     chunks = (N + nb - 1) / nb;
     threads = std::min(cpus, chunks);
   }
-  // Run body(thread, n0, cnt) on every chunk (its buffers: scratch(0..2), its thread's own). The
-  // chunks go to the threads as they become free, or,
-  // with fixed_order, thread t takes chunks t, t + threads, ... in order: then what a thread sums up
-  // is the same in every run, and so are the rounding errors (resumed runs rely on it).
+  // Run body(thread, n0, cnt) on every chunk (its buffers: scratch(0..2), its thread's own). The chunks
+  // go to the threads as they become free, or, with fixed_order, thread t takes chunks t, t + threads, ...
+  // in order: then what a thread sums up is the same in every run, and so are the rounding errors.
   template <class F>
   void parallel(F body, bool fixed_order = false) const {
     std::atomic<int> next(0);
@@ -294,9 +272,8 @@ void conv_input_grad(const float *dy, const float *w, float *dx, const Conv &p) 
 template <class T>
 void conv_weight_grad(const float *x, const float *dy, float *dw, const Conv &p) {
   const dim_t size = (dim_t)p.O * p.K;
-  // dw^T = col dy^T where the filters are few (and fewer than the patch entries): oneDNN's product with
-  // 16 to 64 rows and a long sum ran up to 3x slower than the same product with its operands swapped
-  // (benchmarks/bench_kernels.py); from 128 filters on, the swapped form was the slower one.
+  // dw^T = col dy^T where the filters are few: oneDNN's product with 16-64 rows and a long sum ran up to 3x
+  // slower than this one (benchmarks/bench_kernels.py); from 128 filters on, this one was the slower.
   const bool transposed = p.O <= 64 && p.O < p.K;
   std::vector<std::vector<float>> partial(p.threads, std::vector<float>(size, 0.f));
   p.parallel([&](int t, int n0, int cnt) {
