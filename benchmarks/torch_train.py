@@ -141,7 +141,11 @@ def dcgan_ms_inputs(args, net_g, net_d):
         for p in ours.get_parameters():  # "generator.3.gamma" -> "main.3.weight": the layers are numbered alike
             index, kind = p.name.split(".")[-2:]
             state[f"main.{index}.{torch_names[kind]}"] = torch.from_numpy(p.asnumpy().copy())
-        theirs.load_state_dict(state, strict=False)  # BatchNorm's num_batches_tracked kept
+        result = theirs.load_state_dict(state, strict=False)  # BatchNorm's num_batches_tracked kept
+        missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
+        if missing or result.unexpected_keys:
+            sys.exit(f"dcgan_ms's weights do not map onto PyTorch's: missing {missing}, "
+                     f"unexpected {result.unexpected_keys}")
     noise = StepNoise(nz=args.nz, seed=args.seed, instance_noise=args.instance_noise)
 
     def batches(epoch, step):
