@@ -12,6 +12,17 @@ import torch
 from torch import nn
 
 
+TORCH_NAMES = {"weight": "weight", "gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+               "moving_variance": "running_var"}
+
+
+def torch_name(name):
+    """dcgan_ms's parameter name ("generator.3.gamma", perhaps with an optimizer's prefix) as this module's
+    ("main.3.weight"): the layers are numbered alike."""
+    index, kind = name.split(".")[-2:]
+    return f"main.{index}.{TORCH_NAMES[kind]}"
+
+
 def weights_init(m):
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(m.weight, 0.0, 0.02)

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_dcgan import make_train_step  # noqa: E402
+from torch_dcgan import make_train_step, torch_name  # noqa: E402
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
@@ -134,13 +134,8 @@ def dcgan_ms_inputs(args, net_g, net_d):
     ms.set_context(mode=ms.PYNATIVE_MODE)
     set_seed(args.seed)
     data = TrainingData(args.data_root, batch_size=args.batch_size, seed=args.seed, resize=args.resize)
-    torch_names = {"weight": "weight", "gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-                   "moving_variance": "running_var"}
     for ours, theirs in ((Generator(args.nz, args.ngf), net_g), (Discriminator(args.ndf), net_d)):
-        state = {}
-        for p in ours.get_parameters():  # "generator.3.gamma" -> "main.3.weight": the layers are numbered alike
-            index, kind = p.name.split(".")[-2:]
-            state[f"main.{index}.{torch_names[kind]}"] = torch.from_numpy(p.asnumpy().copy())
+        state = {torch_name(p.name): torch.from_numpy(p.asnumpy().copy()) for p in ours.get_parameters()}
         result = theirs.load_state_dict(state, strict=False)  # BatchNorm's num_batches_tracked kept
         missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]
         if missing or result.unexpected_keys:

@@ -22,14 +22,7 @@ from dcgan_ms.models import Discriminator, Generator  # noqa: E402
 from dcgan_ms.step import make_optimizers, make_train_step  # noqa: E402
 
 NZ, WIDTH, BATCH, NOISE = 100, 8, 16, 0.1
-TORCH_NAMES = {"weight": "weight", "gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
-               "moving_variance": "running_var"}
-
-
-def torch_name(name):
-    """dcgan_ms's parameter name ("generator.3.gamma", perhaps with an optimizer's prefix) as PyTorch's."""
-    index, kind = name.split(".")[-2:]
-    return f"main.{index}.{TORCH_NAMES[kind]}"
+from torch_dcgan import torch_name  # noqa: E402
 
 
 def both_sides(conv, jit):
