@@ -11,6 +11,14 @@ shapes): forward, input gradient and weight gradient, each the median of ``--rou
 worktree``) runs beside this checkout's, alternating call by call; a kernel whose results are not the
 same bits says by how much they differ. The last column is REV's time over this checkout's (above 1:
 this one is faster).
+
+Beside the times: each kernel's rate in GFLOP/s, and the rate of oneDNN's matrix product itself on this
+CPU (MindSpore's libdnnl, one single-threaded product per core at once, on the 8 px layer's forward
+shape), the ceiling the kernels' products work against. With ``--torch``, PyTorch's own convolutions
+(its oneDNN's convolution primitives; for bf16, on bfloat16 tensors, no conversion timed) on the same
+shapes: whether the primitives PyTorch's autocast runs would be faster than these kernels. They are timed
+after each kernel's rounds, not between them: PyTorch's threads spin for a while after each call, and
+the kernels called beside them ran up to 1.8x slower (as they do after the CPU has idled a moment).
 """
 import argparse
 import contextlib
@@ -20,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -58,15 +67,78 @@ def bound_call(lib, name, arrays):
     return call
 
 
+def to_bf16_bits(a):
+    """float32 -> bfloat16 bits (uint16), truncated: operands for a rate, not results."""
+    return (np.ascontiguousarray(a, np.float32).view(np.uint32) >> 16).astype(np.uint16)
+
+
+def product_rate(precision, M=512, N=512, K=4096, calls=2, rounds=5):
+    """GFLOP/s of oneDNN's matrix product (MindSpore's libdnnl, as the kernels call it: single-threaded,
+    one product per core at the same time) on M x N x K, the best of ``rounds``."""
+    import mindspore as ms
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(ms.__file__), "lib", "libdnnl.so.3"))
+    product = lib.dnnl_sgemm if precision == "fp32" else lib.dnnl_gemm_bf16bf16f32
+    dim, ptr = ctypes.c_int64, ctypes.c_void_p
+    product.argtypes = [ctypes.c_char, ctypes.c_char, dim, dim, dim, ctypes.c_float, ptr, dim, ptr, dim,
+                        ctypes.c_float, ptr, dim]
+    cores = len(os.sched_getaffinity(0))  # as many as the kernels' threads
+    rng = np.random.default_rng(0)
+    operands = [[rng.standard_normal(shape, np.float32) for shape in ((M, K), (K, N))] for _ in range(cores)]
+    if precision == "bf16":
+        operands = [[to_bf16_bits(a) for a in pair] for pair in operands]
+    outputs = [np.empty((M, N), np.float32) for _ in range(cores)]
+
+    def run(i):
+        a, b = operands[i]
+        for _ in range(calls):
+            product(b"N", b"N", M, N, K, 1.0, a.ctypes.data, K, b.ctypes.data, N, 0.0, outputs[i].ctypes.data, N)
+
+    with ThreadPoolExecutor(cores) as pool:
+        list(pool.map(run, range(cores)))  # warm
+        best = float("inf")
+        for _ in range(rounds):
+            start = time.perf_counter()
+            list(pool.map(run, range(cores)))
+            best = min(best, time.perf_counter() - start)
+    return cores * calls * 2 * M * N * K / best / 1e9
+
+
+def torch_call(kernel, inputs, precision):
+    """A no-argument function running PyTorch's own convolution (stride 2, padding 1) for ``kernel``."""
+    import torch
+    dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+    a, b = (torch.from_numpy(x).to(dtype) for x in inputs)
+    geometry = ([2, 2], [1, 1], [1, 1], False, [0, 0], 1)  # stride, padding, dilation, transposed, out pad, groups
+    backward = torch.ops.aten.convolution_backward
+    if kernel == "ConvForward":  # x, w -> y
+        return lambda: torch.ops.aten.convolution(a, b, None, *geometry)
+    if kernel == "ConvInputGrad":  # dy, w -> dx
+        x = torch.empty(a.shape[0], b.shape[1], a.shape[2] * 2, a.shape[3] * 2, dtype=dtype)
+        return lambda: backward(a, x, b, None, *geometry, [True, False, False])[0]
+    w = torch.empty(b.shape[1], a.shape[1], 4, 4, dtype=dtype)  # x, dy -> dw
+    return lambda: backward(b, a, w, None, *geometry, [False, True, False])[1]
+
+
+def timed_round(call, calls):
+    """Seconds per call of ``calls`` calls, after one to warm buffers and threads."""
+    call()
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - start) / calls
+
+
 def cases(batch_size, width, rng):
-    """(label, kernel, inputs, output) on the shapes of D's strided convolutions."""
+    """(label, kernel, inputs, output, flop) on the shapes of D's strided convolutions; each of the three
+    kernels of a layer is the same multiply-adds, 2 N O (H/2) (W/2) C 16 flop."""
     for c, h, o in ((3, 64, width), (width, 32, 2 * width), (2 * width, 16, 4 * width), (4 * width, 8, 8 * width)):
+        flop = 2.0 * batch_size * o * (h // 2) ** 2 * c * 16
         x = rng.standard_normal((batch_size, c, h, h), np.float32)
         w = (0.02 * rng.standard_normal((o, c, 4, 4))).astype(np.float32)
         dy = rng.standard_normal((batch_size, o, h // 2, h // 2), np.float32)
-        yield f"forward {c}->{o} at {h} px", "ConvForward", [x, w], np.empty(dy.shape, np.float32)
-        yield f"input grad {c}->{o} at {h} px", "ConvInputGrad", [dy, w], np.empty(x.shape, np.float32)
-        yield f"weight grad {c}->{o} at {h} px", "ConvWeightGrad", [x, dy], np.empty(w.shape, np.float32)
+        yield f"forward {c}->{o} at {h} px", "ConvForward", [x, w], np.empty(dy.shape, np.float32), flop
+        yield f"input grad {c}->{o} at {h} px", "ConvInputGrad", [dy, w], np.empty(x.shape, np.float32), flop
+        yield f"weight grad {c}->{o} at {h} px", "ConvWeightGrad", [x, dy], np.empty(w.shape, np.float32), flop
 
 
 def main():
@@ -77,7 +149,11 @@ def main():
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--calls", type=int, default=3, help="calls per round")
     p.add_argument("--against", metavar="REV", default=None, help="also time the kernels of commit REV")
+    p.add_argument("--torch", action="store_true", help="also time PyTorch's own convolutions on the same shapes")
     args = p.parse_args()
+    if args.torch:
+        import torch
+        torch.set_num_threads(os.cpu_count())
     with checkout(args.against) if args.against else contextlib.nullcontext() as other:
         sides = {"this checkout": library_path(REPO)}
         if args.against:
@@ -85,12 +161,14 @@ def main():
         libs = {side: ctypes.CDLL(path) for side, path in sides.items()}
         print(f"batch {args.batch_size}, width {args.width}, median of {args.rounds} rounds of {args.calls} calls; "
               f"CPU: {os.cpu_count()} cores")
-        header = " | ".join(f"{side} ms" for side in libs)
+        columns = list(libs) + ["PyTorch"] * args.torch
+        header = " | ".join(f"{side} ms" for side in columns)
         for precision in args.precision:
-            print(f"\n{precision}\n| kernel | {header} |" + (f" {args.against} / this |" if args.against else "")
-                  + "\n|---|" + "---|" * (len(libs) + bool(args.against)))
-            totals = dict.fromkeys(libs, 0.0)
-            for label, kernel, inputs, output in cases(args.batch_size, args.width, np.random.default_rng(0)):
+            print(f"\n{precision}: oneDNN's product on this CPU {product_rate(precision):.0f} GFLOP/s"
+                  f"\n| kernel | {header} | GFLOP/s |" + (f" {args.against} / this |" if args.against else "")
+                  + "\n|---|" + "---|" * (len(columns) + 1 + bool(args.against)))
+            totals, total_flop = dict.fromkeys(columns, 0.0), 0.0
+            for label, kernel, inputs, output, flop in cases(args.batch_size, args.width, np.random.default_rng(0)):
                 name = kernel + SUFFIX[precision]
                 found = {side: lib for side, lib in libs.items() if hasattr(lib, name)}
                 calls = {side: bound_call(lib, name, inputs + [output]) for side, lib in found.items()}
@@ -98,24 +176,30 @@ def main():
                 for _ in range(args.rounds):
                     first = None
                     for side, call in calls.items():
-                        call()  # warm: buffers and threads
-                        start = time.perf_counter()
-                        for _ in range(args.calls):
-                            call()
-                        times[side].append((time.perf_counter() - start) / args.calls)
+                        times[side].append(timed_round(call, args.calls))
                         if first is None:
                             first = output.copy()
                         elif not np.array_equal(first, output):
                             differs = max(differs, float(np.abs(first - output).max() / np.abs(first).max()))
+                if args.torch:  # after the kernels, not between their calls: its threads spin after each call
+                    run = torch_call(kernel, inputs, precision)
+                    times["PyTorch"] = [timed_round(run, args.calls) for _ in range(args.rounds)]
+                    tolerance = 1e-4 if precision == "fp32" else 2e-2  # bfloat16 rounds its own way
+                    off = float(np.abs(run().float().numpy() - output).max() / np.abs(output).max())
+                    if off > tolerance:
+                        sys.exit(f"PyTorch's {label} is not the kernel's ({off:.1e} of the largest): not timed alike")
                 median = {side: statistics.median(t) for side, t in times.items()}
                 for side, m in median.items():
                     totals[side] += m
-                cells = " | ".join(f"{median[side] * 1e3:.2f}" if side in median else "-" for side in libs)
+                total_flop += flop
+                cells = " | ".join(f"{median[side] * 1e3:.2f}" if side in median else "-" for side in columns)
+                cells += f" | {flop / median['this checkout'] / 1e9:.0f}"
                 ratio = (f" {median[args.against] / median['this checkout']:.2f} |"
-                         if args.against and len(median) == 2 else (" - |" if args.against else ""))
+                         if args.against in median and "this checkout" in median else (" - |" if args.against else ""))
                 note = f" (results differ: {differs:.1e} of the largest)" if differs else ""
                 print(f"| {label}{note} | {cells} |{ratio}", flush=True)
-            cells = " | ".join(f"**{totals[side] * 1e3:.1f}**" for side in libs)
+            cells = " | ".join(f"**{totals[side] * 1e3:.1f}**" for side in columns)
+            cells += f" | **{total_flop / totals['this checkout'] / 1e9:.0f}**"
             ratio = f" **{totals[args.against] / totals['this checkout']:.2f}** |" if args.against else ""
             print(f"| all twelve | {cells} |{ratio}")
 

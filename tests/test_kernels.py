@@ -298,11 +298,15 @@ def test_mindspores_aot_white_list_is_honoured_and_set_while_an_operator_is_made
 
 def test_the_kernel_benchmark_calls_the_kernels_as_mindspore_does():
     """benchmarks/bench_kernels.py (A/B of kernel changes) calls the library through ctypes: on tiny shapes
-    it runs every kernel and prints its table."""
+    it runs every kernel, in both precisions, beside PyTorch's own convolutions, which it stops on if
+    their results are not the kernels' (so this also checks the kernels against PyTorch)."""
     from conftest import REPO
+    pytest.importorskip("torch", reason="--torch times PyTorch's convolutions (requirements-test.txt)")
     proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_kernels.py"), "--batch_size", "2",
-                           "--width", "2", "--rounds", "1", "--calls", "1", "--precision", "fp32"],
+                           "--width", "4", "--rounds", "1", "--calls", "1", "--precision", "fp32", "bf16", "--torch"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| forward", "| input", "| weight"))]
-    assert len(rows) == 12 and "| all twelve |" in proc.stdout, proc.stdout
+    assert len(rows) == 24 and proc.stdout.count("| all twelve |") == 2, proc.stdout
+    assert all(len(row.split("|")) == 6 for row in rows), rows  # label, this checkout, PyTorch, GFLOP/s
+    assert proc.stdout.count("oneDNN's product on this CPU") == 2, proc.stdout
