@@ -9,6 +9,7 @@ rank with one line (``distributed.agree_to_start``).
 """
 import dataclasses
 import fcntl
+import glob
 import json
 import math
 import os
@@ -24,10 +25,15 @@ from . import resume
 from .checkpoint import restore
 from .config import TrainConfig
 from .errors import UserError
+from .files import why_not_written
 from .loop import Alone, Position
 from .models import NC
+from .run_report import REPORT, SCORES
 
 GRID_SIZE = 64  # images in each progress grid (8 x 8)
+# A run's files at the end (pictures.py, saving.py, run_report.py), which --overwrite removes with its
+# checkpoints and grids; its log and config a new run writes anew from its start.
+OLD_RUN_FILES = ("generator.ckpt", "discriminator.ckpt", "progress.gif", "losses.png", REPORT, SCORES)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -190,11 +196,19 @@ def setup(config, data_root=None):
 
 
 def replacing_the_old_run(session):
-    """With --overwrite, the old run's resume checkpoints are deleted here, once this run is set up (on
-    every rank): a new run that fails at setup leaves the old one whole."""
+    """With --overwrite, the old run's resume checkpoints, epoch grids and final files are deleted here,
+    once this run is set up (on every rank): a new run that fails at setup leaves the old one whole, and
+    one that succeeds leaves nothing of the old run to be taken for its own (its report's timeline shows
+    every grid in samples/)."""
     if session.lead and session.config.overwrite and session.resumed_from is None:
-        for old in resume.state_paths(session.config.output_dir):
-            os.remove(old)
+        out = session.config.output_dir
+        old = resume.state_paths(out) + glob.glob(os.path.join(glob.escape(out), "samples", "epoch_*.png"))
+        old += [path for path in (os.path.join(out, name) for name in OLD_RUN_FILES) if os.path.exists(path)]
+        for path in old:
+            try:
+                os.remove(path)
+            except OSError as e:
+                raise UserError(f"--overwrite could not remove the old run's {path}: {why_not_written(e)}") from None
     return session
 
 

@@ -376,17 +376,21 @@ def test_an_edited_flag_in_a_checkpoint_is_checked_as_the_command_line_checks_it
 
 
 @pytest.mark.slow
-def test_overwrite_deletes_the_old_checkpoints_only_once_the_new_run_is_set_up(tmp_path, images):
+def test_overwrite_deletes_the_old_run_only_once_the_new_run_is_set_up(tmp_path, images):
     out = tmp_path / "run"
-    assert run_cli(*flags(images, out, "--max_steps", "2")).returncode == 0
-    old = checkpoint_steps(out)
+    assert run_cli(*flags(images, out, "--max_steps", str(STEPS_PER_EPOCH + 2))).returncode == 0
+    old, old_grids = checkpoint_steps(out), sorted(os.listdir(out / "samples"))
+    assert old == [STEPS_PER_EPOCH, STEPS_PER_EPOCH + 2] and old_grids == ["epoch_001.png", "epoch_002.png"]
     proc = run_cli(*flags(str(tmp_path / "no-such-folder"), out, "--max_steps", "1", "--overwrite"))
     assert proc.returncode == 2 and "does not exist" in proc.stderr.strip().splitlines()[-1]
-    assert checkpoint_steps(out) == old == [2]  # the failed new run destroyed nothing
+    assert checkpoint_steps(out) == old and sorted(os.listdir(out / "samples")) == old_grids  # destroyed nothing
     proc = run_cli(*flags(images, out, "--max_steps", "1", "--overwrite", "--seed", "7"))
     assert proc.returncode == 0, proc.stderr
-    # The old run's checkpoints and log are gone; a later --resume takes the new run's, with its seed.
+    # The old run's checkpoints, log and grids are gone (its epoch 2 grid would show in the new run's
+    # report); a later --resume takes the new run's, with its seed.
     assert checkpoint_steps(out) == [1] and [int(r["step"]) for r in read_log(out)] == [1]
+    assert sorted(os.listdir(out / "samples")) == ["epoch_001.png"]
+    assert "epoch 002" not in (out / "report.html").read_text()
     proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--max_steps", "3", "--no_progress")
     assert proc.returncode == 0, proc.stderr
     assert f"resuming from {out}/checkpoints/step_0000001.ckpt: step 1," in proc.stderr
