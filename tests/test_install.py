@@ -20,16 +20,29 @@ def left_out(folder, names):
     return skipped & set(names)
 
 
+def listing(folder):
+    return sorted(os.path.relpath(os.path.join(d, name), folder) for d, dirs, files in os.walk(folder)
+                  for name in dirs + files)
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """The package pip installs from a copy of the checkout, into a folder of its own (offline: no
-    dependency is fetched, the build uses this environment's setuptools)."""
+    """The package pip installs from a read-only copy of the checkout (a classroom's shared one), into
+    a folder of its own (offline: no dependency is fetched, the build uses this environment's
+    setuptools). The build writes nothing into the checkout (setup.py): checked by its listing, which
+    holds for root too, whom read-only folders do not stop."""
     root = tmp_path_factory.mktemp("install")
     shutil.copytree(REPO, root / "src", ignore=left_out)
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
-                           "--target", str(root / "site"), str(root / "src")], capture_output=True, text=True,
-                          timeout=600)
+    before = listing(root / "src")
+    subprocess.run(["chmod", "-R", "a-w", str(root / "src")], check=True)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+                               "--no-index", "--target", str(root / "site"), str(root / "src")], capture_output=True,
+                              text=True, timeout=600)
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(root / "src")], check=True)  # pytest can remove it
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert listing(root / "src") == before  # no build/, no dcgan_ms.egg-info
     return root / "site"
 
 
