@@ -130,7 +130,7 @@ class TrainConfig:
                      "(with oneDNN limited to AVX2 on AVX-512 CPUs); see dcgan_ms/kernels/", group="run",
                      choices=("auto", "compiled", "builtin"))
     precision: str = flag("fp32", "the compiled CPU kernels' matrix products: fp32 (the tutorial's), or bf16: "
-                          "bfloat16 operands summed in float32, faster on CPUs with avx512_bf16 or amx_bf16 (a 1.3-1.8x "
+                          "bfloat16 operands summed in float32, faster on CPUs with avx512_bf16 or amx_bf16 (a 1.2-1.6x "
                           "step on a 2-core AMD EPYC; elsewhere it says so and trains in fp32); weights, optimizers, BatchNorm and "
                           "losses stay float32", group="run", defines_run=True, choices=("fp32", "bf16"))
     no_progress: bool = flag(False, "no progress bar (one line per epoch instead)", group="run", action="store_true")
