@@ -26,6 +26,7 @@ from .checkpoint import restore
 from .config import TrainConfig
 from .errors import UserError
 from .files import why_not_written
+from .kernels import noise_source
 from .loop import Alone, Position
 from .models import NC
 from .run_report import REPORT, SCORES
@@ -33,6 +34,7 @@ from .run_report import REPORT, SCORES
 GRID_SIZE = 64  # images in each progress grid (8 x 8)
 # A run's files at the end (pictures.py, saving.py, run_report.py), which --overwrite removes with its
 # checkpoints and grids; its log and config a new run writes anew from its start.
+NOISE_GENERATORS = {"compiled": "compiled kernels' generator", "numpy": "NumPy generator (no C++ compiler)"}
 OLD_RUN_FILES = ("generator.ckpt", "discriminator.ckpt", "progress.gif", "losses.png", REPORT, SCORES)
 
 
@@ -179,6 +181,11 @@ def starting_point(config, state, steps_per_epoch, cells):
     if state["config"]["steps_per_epoch"] != steps_per_epoch:
         print(f"warning: the data set changed since the checkpoint ({state['config']['steps_per_epoch']} -> "
               f"{steps_per_epoch} steps per epoch): continuing on the images there now", file=sys.stderr)
+    drew, draws = state["config"].get("noise"), noise_source()  # None: a checkpoint from before it was recorded
+    if drew and drew != draws:
+        print(f"warning: the run drew its noise with the {NOISE_GENERATORS[drew]}, this host draws it with the "
+              f"{NOISE_GENERATORS[draws]}: the run goes on with other random numbers (the same distribution), "
+              "not exactly as it would have", file=sys.stderr)
     position = Position(state["step"], max(state["epoch"], 1), state["step_in_epoch"])
     if position.step_in_epoch >= steps_per_epoch:  # it stopped at an epoch's end
         position.epoch, position.step_in_epoch = position.epoch + 1, 0
@@ -261,7 +268,7 @@ def build_session(config, state, data_root, *, rank, devices):
                                            networks_and_optimizers(generator, discriminator, optimizers, average))
     record = {**config.flags(), "data_root": os.path.abspath(data_root), "devices": devices,
               "global_batch_size": config.batch_size * devices, "steps_per_epoch": steps_per_epoch,
-              "total_steps": total_steps}
+              "total_steps": total_steps, "noise": noise_source()}
     agreement = Alone()
     if config.distributed:
         from .distributed import Agreement

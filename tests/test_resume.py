@@ -399,6 +399,26 @@ def test_overwrite_deletes_the_old_run_only_once_the_new_run_is_set_up(tmp_path,
 
 
 @pytest.mark.slow
+def test_a_run_resumed_where_its_noise_generator_cannot_be_built_says_so(tmp_path, images):
+    """Without a C++ compiler the loop's noise comes from NumPy's generator, other numbers than the
+    compiled one's: a run resumed across that change goes on, saying it is no longer exact."""
+    from dcgan_ms.kernels import noise_source
+    if noise_source() != "compiled":
+        pytest.skip("the kernels cannot be built here, so the compiled noise generator is not there to leave")
+    out = tmp_path / "run"
+    assert run_cli(*flags(images, out, "--max_steps", "2")).returncode == 0
+    assert json.loads((out / "config.json").read_text())["noise"] == "compiled"
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--max_steps", "3", "--no_progress")
+    assert proc.returncode == 0 and "drew its noise" not in proc.stderr, proc.stderr  # the same host: exact
+    proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--max_steps", "4", "--no_progress",
+                   env={"CXX": "no-such-c++", "DCGAN_MS_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    assert ("warning: the run drew its noise with the compiled kernels' generator, this host draws it with the "
+            "NumPy generator (no C++ compiler): the run goes on with other random numbers") in proc.stderr
+    assert json.loads((out / "config.json").read_text())["noise"] == "numpy"
+
+
+@pytest.mark.slow
 def test_resume_from_a_named_checkpoint_then_train_further_with_more_epochs(tmp_path, images):
     """README: ``--resume PATH`` continues from that checkpoint (the log's later steps are dropped and
     done again, the same), and ``--resume --output_dir DIR --epochs N`` trains a finished run further."""

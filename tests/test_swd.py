@@ -39,7 +39,8 @@ def test_pyramid_reconstructs_the_image():
 @pytest.mark.slow
 def test_swd_orders_sets_by_how_far_they_are(halves):
     a, b = halves
-    same = swd(a, b)["mean"]
+    result = swd(a, b)
+    same = result["mean"]
     assert swd(a, a)["mean"] < 20  # not 0: each set's patches are drawn at random positions
     blur = [swd(a, blurred(b, n))["mean"] for n in (1, 3)]
     noise = [swd(a, noised(b, s))["mean"] for s in (8, 30)]
@@ -48,7 +49,6 @@ def test_swd_orders_sets_by_how_far_they_are(halves):
     assert same * 2 < blur[0] < blur[1], blur
     assert same * 2 < noise[0] < noise[1], noise
     assert rand > max(blur + noise), (rand, blur, noise)
-    result = swd(a, b)
     assert sorted(result["levels"]) == [16, 32, 64] and result["mean"] == pytest.approx(np.mean(list(result["levels"].values())))
 
 

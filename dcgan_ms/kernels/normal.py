@@ -19,6 +19,13 @@ def standard_normal(n, key):
     return out
 
 
+def noise_source():
+    """Which generator ``standard_normal`` draws with here: "compiled" (normal.cc), or "numpy" where the
+    library cannot be built. Their numbers differ, so a run records it and a resumed run compares."""
+    lib, _ = _build_once()
+    return "numpy" if lib is None else "compiled"
+
+
 @lru_cache(maxsize=None)
 def _normal_function(lib):
     function = ctypes.CDLL(lib).StandardNormal
