@@ -24,7 +24,8 @@ seed); with ``--reuse`` finished ones are scored again instead of trained.
 
 The verdict follows issue #35's target: dcgan_ms's mean SWD no worse than PyTorch's mean plus its
 spread (its worst seed's distance above its mean), and its mean diversity no lower than PyTorch's
-mean minus its spread. PyTorch's CPU runs are not bit-reproducible: the same seed scores differently
+mean minus its spread. Beside it, a permutation test: how often the seeds, split at random into two
+groups, differ by as much as the two sides do (p near 0: more than luck of the seeds). PyTorch's CPU runs are not bit-reproducible: the same seed scores differently
 run to run, so read the spread. Needs torch (benchmarks/requirements.txt).
 """
 import os
@@ -101,12 +102,25 @@ def same_pixels(data_root, out):
     return out
 
 
+def chance_of_a_gap(a, b, draws=20000, seed=0):
+    """How often seeds split at random into groups of len(a) and len(b) have means at least as far apart
+    as ``a``'s and ``b``'s (a two-sided permutation test): near 0, the two sides differ by more than the
+    seeds' luck; well above 0.05, the seeds cannot tell them apart."""
+    pooled, gap = np.array(a + b, float), abs(statistics.mean(a) - statistics.mean(b))
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permuted(np.tile(pooled, (draws, 1)), axis=1)
+    gaps = np.abs(shuffled[:, :len(a)].mean(axis=1) - shuffled[:, len(a):].mean(axis=1))
+    return float(np.mean(gaps >= gap - 1e-12))
+
+
 def summary(rows, reference):
-    lines, means = [f"against real images resized with {reference}:"], {}
+    lines, means, values = [f"against real images resized with {reference}:"], {}, {}
     for side in dict.fromkeys(r["side"] for r in rows):
         mine = [r for r in rows if r["side"] == side]
         scores = [r["scores"][reference] for r in mine]
         swd, div = [s["swd"] for s in scores], [s["diversity"] for s in scores]
+        coarse = [s["levels"][min(s["levels"], key=int)] for s in scores]  # the 16 px level: colours and layout
+        values[side] = (swd, div, coarse)
         levels = {k: statistics.mean(s["levels"][k] for s in scores) for k in scores[0]["levels"]}
         means[side] = (statistics.mean(swd), max(swd) - statistics.mean(swd), statistics.mean(div),
                        statistics.mean(div) - min(div))
@@ -120,6 +134,11 @@ def summary(rows, reference):
                 ok = m_swd <= t_swd + t_up and m_div >= t_div - t_down
                 lines.append(f"  {side}: target (SWD <= {t_swd + t_up:.1f}, diversity >= {t_div - t_down:.2f}) "
                              f"{'met' if ok else 'NOT met'}")
+                if min(len(values[side][0]), len(values["torch"][0])) >= 3:
+                    p_values = [chance_of_a_gap(mine, theirs) for mine, theirs in zip(values[side], values["torch"])]
+                    lines.append(f"  {side} - torch: SWD {m_swd - t_swd:+.1f}, diversity {m_div - t_div:+.2f}; seeds "
+                                 f"split at random differ as much: SWD p = {p_values[0]:.2f}, diversity p = "
+                                 f"{p_values[1]:.2f}, 16 px level p = {p_values[2]:.2f}")
     return "\n".join(lines)
 
 

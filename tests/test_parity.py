@@ -138,3 +138,11 @@ def test_pytorch_on_dcgan_ms_inputs_takes_dcgan_ms_first_step(tmp_path, flat_ima
     rows = [np.loadtxt(tmp_path / side / "log.csv", delimiter=",", skiprows=1)[:, 2:6] for side in ("ours", "theirs")]
     np.testing.assert_allclose(rows[1][0], rows[0][0], rtol=2e-5)  # G's loss, D's loss, D(x), D(G(z))
     np.testing.assert_allclose(rows[1][1], rows[0][1], rtol=1e-2)
+
+
+def test_parity_says_how_often_random_splits_of_the_seeds_differ_as_much():
+    """benchmarks/parity.py's permutation test: whether two sides' seeds differ by more than luck."""
+    import parity
+    assert parity.chance_of_a_gap([1.0, 1.1, 0.9], [0.95, 1.05, 1.0]) > 0.5  # interleaved: luck
+    separated = parity.chance_of_a_gap([1.0, 1.1, 1.2, 1.15], [0.5, 0.6, 0.55, 0.52])
+    assert separated == pytest.approx(2 / 70, abs=0.01)  # only this split and its mirror, of C(8, 4) = 70
