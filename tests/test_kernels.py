@@ -187,6 +187,7 @@ def test_the_fallback_says_what_it_costs_on_this_cpu(monkeypatch):
 
 
 # ---- The kernel cache loads only what this user built -------------------------------------------------
+@pytest.mark.slow  # builds the kernels in a fresh cache
 def test_the_cache_folder_is_made_private(fresh_build):
     lib = kernels.build()
     assert stat.S_IMODE(os.stat(lib.parent).st_mode) == 0o700
@@ -206,6 +207,7 @@ def test_a_cache_others_can_write_is_not_loaded_and_the_kernels_are_built_privat
                                     "(mode 777))" in err and "set DCGAN_MS_CACHE" in err
 
 
+@pytest.mark.slow  # builds the kernels in a fresh cache
 def test_a_cache_another_user_owns_is_not_loaded(fresh_build, monkeypatch, capsys):
     cache = fresh_build / "cache"
     cache.mkdir(mode=0o700)
@@ -277,6 +279,7 @@ def test_a_compiler_that_cannot_start_falls_back(fresh_build, monkeypatch):
         kernels.build()
 
 
+@pytest.mark.slow  # builds the kernels in a fresh cache
 def test_mindspores_aot_white_list_is_honoured_and_set_while_an_operator_is_made(fresh_build, monkeypatch, tmp_path):
     monkeypatch.setenv(library.WHITE_LIST, str(tmp_path / "somewhere-else"))
     with pytest.raises(kernels.Unavailable, match=r"outside MS_CUSTOM_AOT_WHITE_LIST=.*somewhere-else\): set "
@@ -296,17 +299,29 @@ def test_mindspores_aot_white_list_is_honoured_and_set_while_an_operator_is_made
     assert seen["white_list"] == str(fresh_build / "cache") and library.WHITE_LIST not in os.environ
 
 
-def test_the_kernel_benchmark_calls_the_kernels_as_mindspore_does():
-    """benchmarks/bench_kernels.py (A/B of kernel changes) calls the library through ctypes: on tiny shapes
-    it runs every kernel, in both precisions, beside PyTorch's own convolutions, which it stops on if
-    their results are not the kernels' (so this also checks the kernels against PyTorch)."""
+def run_kernel_benchmark(*flags):
     from conftest import REPO
-    pytest.importorskip("torch", reason="--torch times PyTorch's convolutions (requirements-test.txt)")
     proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_kernels.py"), "--batch_size", "2",
-                           "--width", "4", "--rounds", "1", "--calls", "1", "--precision", "fp32", "bf16", "--torch"],
+                           "--width", "4", "--rounds", "1", "--calls", "1", *flags],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| forward", "| input", "| weight"))]
-    assert len(rows) == 24 and proc.stdout.count("| all twelve |") == 2, proc.stdout
+    return proc.stdout, rows
+
+
+def test_the_kernel_benchmark_calls_the_kernels_as_mindspore_does():
+    """benchmarks/bench_kernels.py (A/B of kernel changes) calls the library through ctypes: on tiny shapes
+    it runs every kernel and prints its table, with each kernel's rate and oneDNN's product's."""
+    out, rows = run_kernel_benchmark("--precision", "fp32")
+    assert len(rows) == 12 and "| all twelve |" in out and "oneDNN's product on this CPU" in out, out
+    assert all(len(row.split("|")) == 5 for row in rows), rows  # label, ms, GFLOP/s
+
+
+@pytest.mark.slow
+def test_the_kernel_benchmark_checks_the_kernels_against_pytorchs_convolutions():
+    """With --torch it also times PyTorch's own convolutions, in both precisions, and stops if their
+    results are not the kernels' (so this checks the kernels against PyTorch's)."""
+    pytest.importorskip("torch", reason="--torch times PyTorch's convolutions (requirements-test.txt)")
+    out, rows = run_kernel_benchmark("--precision", "fp32", "bf16", "--torch")
+    assert len(rows) == 24 and out.count("| all twelve |") == 2, out
     assert all(len(row.split("|")) == 6 for row in rows), rows  # label, this checkout, PyTorch, GFLOP/s
-    assert proc.stdout.count("oneDNN's product on this CPU") == 2, proc.stdout
