@@ -144,7 +144,8 @@ class TrainConfig:
     keep_checkpoints: int = flag(3, "keep the newest K resume checkpoints", group="checkpoints and resuming",
                                  type=positive(int), metavar="K")
     overwrite: bool = flag(False, "start a new run in an --output_dir that already holds one (its checkpoints, grids "
-                           "and final files are deleted once the new run is set up)", group="checkpoints and resuming", action="store_true")
+                           "and final files are deleted once the new run is set up)", group="checkpoints and resuming",
+                           action="store_true")
     explicit: tuple = ()  # the flags given on the command line: on --resume these win over the checkpoint's
 
     def __post_init__(self):

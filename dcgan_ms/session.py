@@ -32,9 +32,9 @@ from .models import NC
 from .run_report import REPORT, SCORES
 
 GRID_SIZE = 64  # images in each progress grid (8 x 8)
+NOISE_GENERATORS = {"compiled": "compiled kernels' generator", "numpy": "NumPy generator (no C++ compiler)"}
 # A run's files at the end (pictures.py, saving.py, run_report.py), which --overwrite removes with its
 # checkpoints and grids; its log and config a new run writes anew from its start.
-NOISE_GENERATORS = {"compiled": "compiled kernels' generator", "numpy": "NumPy generator (no C++ compiler)"}
 OLD_RUN_FILES = ("generator.ckpt", "discriminator.ckpt", "progress.gif", "losses.png", REPORT, SCORES)
 
 
