@@ -152,7 +152,10 @@ def main():
     p.add_argument("--torch", action="store_true", help="also time PyTorch's own convolutions on the same shapes")
     args = p.parse_args()
     if args.torch:
-        import torch
+        try:
+            import torch
+        except ImportError:
+            sys.exit("--torch needs PyTorch: pip install -r benchmarks/requirements.txt")
         torch.set_num_threads(os.cpu_count())
     with checkout(args.against) if args.against else contextlib.nullcontext() as other:
         sides = {"this checkout": library_path(REPO)}
