@@ -5,6 +5,7 @@
     python benchmarks/parity.py --same_pixels --runs_dir R        # both read the same 64 px images
     python benchmarks/parity.py --runs_dir R --reuse -- --resize bilinear   # another dcgan_ms, PyTorch's runs kept
     python benchmarks/parity.py --torch_inputs torch dcgan_ms      # also PyTorch on dcgan_ms's inputs
+    python benchmarks/parity.py --summarize a.json b.json         # the summary of earlier runs' --out files
 
 For each seed, alternately: ``benchmarks/torch_train.py`` (pytorch/examples' DCGAN, ``torch_dcgan.py``:
 images read with Pillow, resized with its antialiasing bilinear filter) and ``python -m dcgan_ms.train``,
@@ -158,8 +159,17 @@ def main():
     p.add_argument("--reuse", action="store_true", help="with --runs_dir: take the finished runs found there (same "
                    "side, flags, seed and steps) instead of training them again, e.g. to score both sides anew")
     p.add_argument("--out", default=None, help="write every result as JSON here")
+    p.add_argument("--summarize", nargs="+", metavar="JSON", help="print the summary of these --out files "
+                   "together (seeds run at different times), training and scoring nothing")
     p.add_argument("flags", nargs="*", help="after --: more train flags for dcgan_ms")
     args = p.parse_args()
+    if args.summarize:
+        rows = {(row["side"], row["seed"]): row for path in args.summarize  # a side's seed twice: the later file's
+                for row in json.load(open(path))["results"]}
+        rows = list(rows.values())
+        for resize in dict.fromkeys(reference for row in rows for reference in row["scores"]):
+            print(summary(rows, resize))
+        return
     from dcgan_ms.images import real_images
     from dcgan_ms.pixels import RESIZE, RESIZES
     from dcgan_ms.swd import diversity, swd

@@ -3,6 +3,7 @@ from the same weights, on the same images, z and instance noise, the two give th
 the same updates, with dcgan_ms's layers or MindSpore's own, compiled or eager. Where the frameworks
 really differ (Adam's epsilon), the test shows how much. What is left between their learning curves
 is the data and the random numbers (benchmarks/parity.py, docs/recipe.md)."""
+import json
 import os
 import subprocess
 import sys
@@ -146,3 +147,20 @@ def test_parity_says_how_often_random_splits_of_the_seeds_differ_as_much():
     assert parity.chance_of_a_gap([1.0, 1.1, 0.9], [0.95, 1.05, 1.0]) > 0.5  # interleaved: luck
     separated = parity.chance_of_a_gap([1.0, 1.1, 1.2, 1.15], [0.5, 0.6, 0.55, 0.52])
     assert separated == pytest.approx(2 / 70, abs=0.01)  # only this split and its mirror, of C(8, 4) = 70
+
+
+def test_parity_summarizes_runs_saved_at_different_times_once_each(tmp_path):
+    """parity.py --summarize: seeds run in several batches, one summary; a side's seed found twice counts
+    once (the later file's)."""
+    def row(side, seed, swd):
+        score = {"swd": swd, "levels": {"64": swd, "32": swd, "16": swd}, "diversity": 1.0}
+        return {"side": side, "seed": seed, "scores": {"bilinear": score}}
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({"results": [row("torch", s, 50.0) for s in (1, 2, 3)]
+                                 + [row("dcgan_ms", s, 80.0) for s in (1, 2, 3)]}))
+    second.write_text(json.dumps({"results": [row("torch", s, 90.0) for s in (1, 2, 3)]}))
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "parity.py"), "--summarize", str(first),
+                           str(second)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch: SWD x1e3 mean 90.0 (90.0-90.0)" in proc.stdout, proc.stdout
+    assert "dcgan_ms - torch: SWD -10.0" in proc.stdout and "SWD p = 0.10" in proc.stdout, proc.stdout
