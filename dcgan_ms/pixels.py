@@ -17,8 +17,10 @@ from .errors import UserError
 # bilinear: each new pixel is interpolated from the 2x2 old pixels nearest its centre, so shrinking
 # 96 -> 64 skips detail and fine lines and stripes come out as coarser, false patterns (aliasing).
 # "antialias" weighs every old pixel a new one covers, as Pillow's bicubic filter does (MindSpore's
-# Inter.PILCUBIC, in its C++ transforms), and so as images shrunk with Pillow or torchvision look.
-RESIZES = ("antialias", "bilinear")
+# Inter.PILCUBIC, in its C++ transforms). "torchvision" is Pillow's bilinear filter, also antialiased and
+# softer than the bicubic one: what torchvision's Resize, and so PyTorch's DCGAN example, gives; run
+# through MindSpore's PIL transforms, it matches Pillow to the bit (docs/recipe.md: what it changes).
+RESIZES = ("antialias", "bilinear", "torchvision")
 RESIZE = "bilinear"
 RESIZE_BEFORE_RECORDED = "bilinear"  # what runs recorded before --resize existed used
 

@@ -199,6 +199,25 @@ def test_resize_antialias_averages_what_bilinear_turns_into_false_stripes(tmp_pa
     assert bilinear.max() - bilinear.min() > 0.9  # false stripes of half the contrast left
 
 
+def test_resize_torchvision_gives_pillows_bilinear_pixels_to_the_bit(tmp_path):
+    """--resize torchvision: the pixels PyTorch's DCGAN example trains on (torchvision's Resize: Pillow's
+    bilinear filter), decoded once or streamed; softer than "antialias" (Pillow's bicubic filter)."""
+    from PIL import Image
+    folder = copy_sample_images(tmp_path / "faces", 4)
+    pillow = np.stack([np.asarray(Image.open(folder / f"{i}.jpg").convert("RGB").resize((64, 64), Image.BILINEAR))
+                       for i in range(4)]).transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1
+    x = {}
+    for resize in ("torchvision", "antialias"):
+        for in_memory in (True, False):
+            dataset = create_dataset(str(folder), 4, shuffle=False, num_parallel_workers=1, resize=resize,
+                                     in_memory=in_memory)
+            x[resize, in_memory] = epoch(dataset)[0]  # one batch of the four
+    np.testing.assert_array_equal(x["torchvision", True], x["torchvision", False])
+    np.testing.assert_allclose(x["torchvision", True], pillow, atol=1e-6)  # the same uint8 pixels, scaled
+    detail = {r: np.abs(np.diff(x[r, True], axis=-1)).mean() for r in ("torchvision", "antialias")}
+    assert detail["torchvision"] < 0.95 * detail["antialias"], detail
+
+
 @pytest.mark.parametrize("in_memory", [True, False], ids=["decoded-once", "streamed"])
 def test_every_listed_format_decodes_to_the_same_pixels(tmp_path, in_memory):
     """README: ``.jpg .jpeg .png .bmp .tif .tiff``, any case. One image saved in each: the lossless ones

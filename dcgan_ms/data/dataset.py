@@ -24,7 +24,16 @@ from ..pixels import RESIZE, TANH
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
-RESIZE_FILTERS = {"antialias": vision.Inter.PILCUBIC, "bilinear": vision.Inter.LINEAR}  # --resize: pixels.RESIZES
+# --resize (pixels.RESIZES): MindSpore's C++ filters, or for "torchvision" Pillow's own bilinear filter,
+# which MindSpore's Resize applies to PIL images.
+RESIZE_FILTERS = {"antialias": vision.Inter.PILCUBIC, "bilinear": vision.Inter.LINEAR,
+                  "torchvision": vision.Inter.BILINEAR}
+
+
+def fit_transforms(resize, image_size):
+    """Resize(image_size) with the ``resize`` filter and CenterCrop(image_size), uint8 HWC in and out."""
+    fit = [vision.Resize(image_size, RESIZE_FILTERS[resize]), vision.CenterCrop(image_size)]
+    return [vision.ToPIL(), *fit, vision.ToNumpy()] if resize == "torchvision" else fit
 
 
 def _walk(root):
@@ -81,7 +90,7 @@ def image_pipeline(files, *, batch_size, pixel_range=TANH, resize=RESIZE, shuffl
     ``pixel_range``, shrunk with the ``resize`` filter (``RESIZE_FILTERS``). ``in_memory``: decode the images
     once and keep them (True), decode them every epoch (False), or "auto": keep them when they take at most
     ``in_memory_bytes()`` as uint8."""
-    fit = [vision.Resize(image_size, RESIZE_FILTERS[resize]), vision.CenterCrop(image_size)]  # uint8 HWC, square
+    fit = fit_transforms(resize, image_size)  # uint8 HWC, square
     if in_memory == "auto":
         in_memory = len(files.indices) * image_size * image_size * 3 <= in_memory_bytes()
     if in_memory:  # decoded once; each epoch shuffles and scales the same uint8 images
