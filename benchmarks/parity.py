@@ -34,6 +34,7 @@ import os
 CLEAN_ENV = dict(os.environ)  # before MindSpore is imported here: it sets LD_LIBRARY_PATH, which slows torch
 
 import argparse  # noqa: E402
+import csv  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -103,6 +104,21 @@ def same_pixels(data_root, out):
     return out
 
 
+def late_g_loss(folder):
+    """G's mean loss over the second half of a run's steps (its log.csv), or None without a log: how far
+    D is ahead as training settles, higher before a collapse (docs/recipe.md)."""
+    try:
+        with open(os.path.join(folder, "log.csv")) as f:
+            losses = [float(row["g_loss"]) for row in csv.DictReader(f)]
+    except (OSError, KeyError, ValueError):
+        return None
+    return statistics.mean(losses[len(losses) // 2:]) if losses else None
+
+
+def run_folder(runs, side, seed):
+    return os.path.join(runs, f"{side.replace(' ', '_').replace(chr(39), '')}-seed{seed}")
+
+
 def chance_of_a_gap(a, b, draws=20000, seed=0):
     """How often seeds split at random into groups of len(a) and len(b) have means at least as far apart
     as ``a``'s and ``b``'s (a two-sided permutation test): near 0, the two sides differ by more than the
@@ -121,13 +137,15 @@ def summary(rows, reference):
         scores = [r["scores"][reference] for r in mine]
         swd, div = [s["swd"] for s in scores], [s["diversity"] for s in scores]
         coarse = [s["levels"][min(s["levels"], key=int)] for s in scores]  # the 16 px level: colours and layout
-        values[side] = (swd, div, coarse)
+        late = [r["late_g_loss"] for r in mine if r.get("late_g_loss") is not None]
+        values[side] = (swd, div, coarse, late if len(late) == len(mine) else [])
         levels = {k: statistics.mean(s["levels"][k] for s in scores) for k in scores[0]["levels"]}
         means[side] = (statistics.mean(swd), max(swd) - statistics.mean(swd), statistics.mean(div),
                        statistics.mean(div) - min(div))
         lines.append(f"  {side}: SWD x1e3 mean {statistics.mean(swd):.1f} ({min(swd):.1f}-{max(swd):.1f}), per level "
                      f"{' / '.join(f'{v:.1f}' for v in levels.values())}; diversity {statistics.mean(div):.2f} "
-                     f"({min(div):.2f}-{max(div):.2f})")
+                     f"({min(div):.2f}-{max(div):.2f})" + (f"; G's loss over the second half "
+                                                          f"{statistics.mean(values[side][3]):.3f}" if values[side][3] else ""))
     if "torch" in means and len(means) > 1:
         t_swd, t_up, t_div, t_down = means["torch"]
         for side, (m_swd, _, m_div, _) in means.items():
@@ -136,10 +154,12 @@ def summary(rows, reference):
                 lines.append(f"  {side}: target (SWD <= {t_swd + t_up:.1f}, diversity >= {t_div - t_down:.2f}) "
                              f"{'met' if ok else 'NOT met'}")
                 if min(len(values[side][0]), len(values["torch"][0])) >= 3:
-                    p_values = [chance_of_a_gap(mine, theirs) for mine, theirs in zip(values[side], values["torch"])]
+                    p_values = [chance_of_a_gap(mine, theirs) if mine and theirs else None
+                                for mine, theirs in zip(values[side], values["torch"])]
                     lines.append(f"  {side} - torch: SWD {m_swd - t_swd:+.1f}, diversity {m_div - t_div:+.2f}; seeds "
                                  f"split at random differ as much: SWD p = {p_values[0]:.2f}, diversity p = "
-                                 f"{p_values[1]:.2f}, 16 px level p = {p_values[2]:.2f}")
+                                 f"{p_values[1]:.2f}, 16 px level p = {p_values[2]:.2f}"
+                                 + (f", G's late loss p = {p_values[3]:.2f}" if p_values[3] is not None else ""))
     return "\n".join(lines)
 
 
@@ -160,13 +180,17 @@ def main():
                    "side, flags, seed and steps) instead of training them again, e.g. to score both sides anew")
     p.add_argument("--out", default=None, help="write every result as JSON here")
     p.add_argument("--summarize", nargs="+", metavar="JSON", help="print the summary of these --out files "
-                   "together (seeds run at different times), training and scoring nothing")
+                   "together (seeds run at different times), training and scoring nothing; with --runs_dir, "
+                   "G's late loss from the runs' logs too")
     p.add_argument("flags", nargs="*", help="after --: more train flags for dcgan_ms")
     args = p.parse_args()
     if args.summarize:
         rows = {(row["side"], row["seed"]): row for path in args.summarize  # a side's seed twice: the later file's
                 for row in json.load(open(path))["results"]}
         rows = list(rows.values())
+        for row in rows:
+            if args.runs_dir:
+                row["late_g_loss"] = late_g_loss(run_folder(args.runs_dir, row["side"], row["seed"]))
         for resize in dict.fromkeys(reference for row in rows for reference in row["scores"]):
             print(summary(rows, resize))
         return
@@ -193,7 +217,7 @@ def main():
                 if args.only not in (None, "torch" if input_flags is not None else "dcgan_ms"):
                     continue
                 start = time.perf_counter()
-                folder = os.path.join(runs, f"{side.replace(' ', '_').replace(chr(39), '')}-seed{seed}")
+                folder = run_folder(runs, side, seed)
                 if input_flags is not None:
                     fake = train_torch(train_root, seed, args.steps, args.num, folder, args.reuse, input_flags)
                 else:
@@ -203,7 +227,7 @@ def main():
                     score = swd(real, fake, 0)
                     scores[resize] = {"swd": score["mean"], "levels": {str(k): v for k, v in score["levels"].items()},
                                       "diversity": diversity(real, fake)}
-                rows.append({"side": side, "seed": seed, "scores": scores,
+                rows.append({"side": side, "seed": seed, "scores": scores, "late_g_loss": late_g_loss(folder),
                              "seconds": time.perf_counter() - start})
                 print(f"  {rows[-1]['side']} seed {seed}: " + "; ".join(
                     f"vs {resize} SWD {sc['swd']:.1f} ({' / '.join(f'{v:.1f}' for v in sc['levels'].values())}), "

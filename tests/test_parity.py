@@ -159,8 +159,14 @@ def test_parity_summarizes_runs_saved_at_different_times_once_each(tmp_path):
     first.write_text(json.dumps({"results": [row("torch", s, 50.0) for s in (1, 2, 3)]
                                  + [row("dcgan_ms", s, 80.0) for s in (1, 2, 3)]}))
     second.write_text(json.dumps({"results": [row("torch", s, 90.0) for s in (1, 2, 3)]}))
+    for side, loss in (("torch", 3.0), ("dcgan_ms", 4.0)):  # each run's log, in --runs_dir
+        for seed in (1, 2, 3):
+            (tmp_path / "runs" / f"{side}-seed{seed}").mkdir(parents=True)
+            (tmp_path / "runs" / f"{side}-seed{seed}" / "log.csv").write_text(
+                "step,g_loss\n" + "".join(f"{step},{9.0 if step <= 2 else loss + seed / 100}\n" for step in (1, 2, 3, 4)))
     proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "parity.py"), "--summarize", str(first),
-                           str(second)], capture_output=True, text=True, timeout=120)
+                           str(second), "--runs_dir", str(tmp_path / "runs")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "torch: SWD x1e3 mean 90.0 (90.0-90.0)" in proc.stdout, proc.stdout
     assert "dcgan_ms - torch: SWD -10.0" in proc.stdout and "SWD p = 0.10" in proc.stdout, proc.stdout
+    assert "G's loss over the second half 3.020" in proc.stdout and "G's late loss p = 0.10" in proc.stdout, proc.stdout
