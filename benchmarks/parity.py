@@ -191,8 +191,9 @@ def main():
         for row in rows:
             if args.runs_dir:
                 row["late_g_loss"] = late_g_loss(run_folder(args.runs_dir, row["side"], row["seed"]))
-        for resize in dict.fromkeys(reference for row in rows for reference in row["scores"]):
-            print(summary(rows, resize))
+        for resize in rows[0]["scores"]:
+            if all(resize in row["scores"] for row in rows):  # files scored before a filter existed lack it
+                print(summary(rows, resize))
         return
     from dcgan_ms.images import real_images
     from dcgan_ms.pixels import RESIZE, RESIZES
