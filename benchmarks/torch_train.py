@@ -74,7 +74,7 @@ def main():
                    help="bf16: forward passes and losses under torch.autocast (torch_dcgan.py)")
     p.add_argument("--inputs", choices=("torch", "dcgan_ms"), default="torch",
                    help="dcgan_ms: initial weights, batches, z and instance noise as dcgan_ms draws them")
-    p.add_argument("--resize", default="bilinear", help="with --inputs dcgan_ms: its --resize filter")
+    p.add_argument("--resize", default="torchvision", help="with --inputs dcgan_ms: its --resize filter (dcgan_ms.train's default)")
     p.add_argument("--adam", choices=("pytorch", "mindspore"), default="pytorch",
                    help="mindspore: Adam with MindSpore's placement of epsilon (torch_dcgan.MindSporeAdam)")
     p.add_argument("--samples", type=int, default=0, help="after training, write this many of G's images (uint8 "

@@ -76,9 +76,9 @@ class TrainConfig:
                                     group="data")
     pixel_range: str = flag("-1,1", "scale real images to Tanh's [-1, 1], or to the tutorial's [0, 1] (its mistake, "
                             "kept for comparison)", group="data", defines_run=True, choices=("-1,1", "0,1"))
-    resize: str = flag(RESIZE, "how images are shrunk to 64 px: antialias weighs every pixel each new one covers "
-                       "(Pillow's bicubic filter); torchvision too, more softly (Pillow's bilinear filter, as "
-                       "torchvision and PyTorch's DCGAN example shrink images); bilinear is the tutorial's "
+    resize: str = flag(RESIZE, "how images are shrunk to 64 px: torchvision is Pillow's bilinear filter, which "
+                       "weighs every pixel each new one covers (as torchvision and PyTorch's DCGAN example shrink "
+                       "images); antialias is Pillow's sharper bicubic filter; bilinear is the tutorial's "
                        "Resize(64), which samples near each new pixel and turns fine detail into false patterns "
                        "(aliasing)", group="data", defines_run=True, choices=RESIZES)
     background: str = flag("white", "transparent pixels of RGBA, LA or palette images are composited over this "

@@ -14,14 +14,15 @@ from PIL import ImageColor
 from .errors import UserError
 
 # How images are shrunk to 64 px (--resize; data/dataset.py applies it). The tutorial's Resize(64) is
-# bilinear: each new pixel is interpolated from the 2x2 old pixels nearest its centre, so shrinking
+# "bilinear": each new pixel is interpolated from the 2x2 old pixels nearest its centre, so shrinking
 # 96 -> 64 skips detail and fine lines and stripes come out as coarser, false patterns (aliasing).
-# "antialias" weighs every old pixel a new one covers, as Pillow's bicubic filter does (MindSpore's
-# Inter.PILCUBIC, in its C++ transforms). "torchvision" is Pillow's bilinear filter, also antialiased and
-# softer than the bicubic one: what torchvision's Resize, and so PyTorch's DCGAN example, gives; run
-# through MindSpore's PIL transforms, it matches Pillow to the bit (docs/recipe.md: what it changes).
+# "torchvision", the default, is Pillow's bilinear filter, which weighs every old pixel a new one covers:
+# what torchvision's Resize, and so PyTorch's DCGAN example, gives; run through MindSpore's PIL
+# transforms, it matches Pillow to the bit. With the tutorial's filter D wins more easily on the sharper
+# pixels and G collapses more often (docs/recipe.md, learning as PyTorch does). "antialias" is Pillow's
+# bicubic filter (MindSpore's Inter.PILCUBIC, in its C++ transforms), between the two in sharpness.
 RESIZES = ("antialias", "bilinear", "torchvision")
-RESIZE = "bilinear"
+RESIZE = "torchvision"
 RESIZE_BEFORE_RECORDED = "bilinear"  # what runs recorded before --resize existed used
 
 

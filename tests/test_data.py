@@ -199,9 +199,9 @@ def test_resize_antialias_averages_what_bilinear_turns_into_false_stripes(tmp_pa
     assert bilinear.max() - bilinear.min() > 0.9  # false stripes of half the contrast left
 
 
-def test_resize_torchvision_gives_pillows_bilinear_pixels_to_the_bit(tmp_path):
-    """--resize torchvision: the pixels PyTorch's DCGAN example trains on (torchvision's Resize: Pillow's
-    bilinear filter), decoded once or streamed; softer than "antialias" (Pillow's bicubic filter)."""
+def test_resize_torchvision_the_default_gives_pillows_bilinear_pixels_to_the_bit(tmp_path):
+    """--resize torchvision, the default: the pixels PyTorch's DCGAN example trains on (torchvision's Resize:
+    Pillow's bilinear filter), decoded once or streamed; softer than "antialias" (Pillow's bicubic filter)."""
     from PIL import Image
     folder = copy_sample_images(tmp_path / "faces", 4)
     pillow = np.stack([np.asarray(Image.open(folder / f"{i}.jpg").convert("RGB").resize((64, 64), Image.BILINEAR))
@@ -214,8 +214,22 @@ def test_resize_torchvision_gives_pillows_bilinear_pixels_to_the_bit(tmp_path):
             x[resize, in_memory] = epoch(dataset)[0]  # one batch of the four
     np.testing.assert_array_equal(x["torchvision", True], x["torchvision", False])
     np.testing.assert_allclose(x["torchvision", True], pillow, atol=1e-6)  # the same uint8 pixels, scaled
+    default = epoch(create_dataset(str(folder), 4, shuffle=False, num_parallel_workers=1))[0]
+    np.testing.assert_array_equal(default, x["torchvision", True])  # the default: the pixels PyTorch trains on
     detail = {r: np.abs(np.diff(x[r, True], axis=-1)).mean() for r in ("torchvision", "antialias")}
     assert detail["torchvision"] < 0.95 * detail["antialias"], detail
+
+
+def test_a_run_trained_with_the_tutorials_filter_resumes_with_it_under_the_new_default():
+    """Runs recorded ``"resize": "bilinear"`` while it was the default: resumed without --resize they keep
+    it (a new run takes torchvision); asking for another filter on --resume is refused."""
+    from dcgan_ms import config as config_module
+    from dcgan_ms.train import parse_args
+    assert parse_args(["--dataset", "sample"]).resize == "torchvision"
+    saved = parse_args(["--dataset", "sample", "--resize", "bilinear"]).flags()
+    assert config_module.resumed(parse_args(["--dataset", "sample"]), saved).resize == "bilinear"
+    with pytest.raises(UserError, match="--resize torchvision differs from the run being resumed"):
+        config_module.resumed(parse_args(["--dataset", "sample", "--resize", "torchvision"]), saved)
 
 
 @pytest.mark.parametrize("in_memory", [True, False], ids=["decoded-once", "streamed"])
