@@ -7,6 +7,7 @@
     config.py              TrainConfig: every flag of a run, defined once
     session.py, training.py  setup(config); train(config): setup, loop, outcome
     train.py, generate.py, evaluate.py, export.py   the command lines
+    gpu.py, cuda.py        --device_target GPU: pip's CUDA 11 readied before MindSpore, each stage one line
 
 docs/design.md follows a run through the modules.
 """

@@ -1,25 +1,26 @@
 """``python -m dcgan_ms.doctor``: what this machine has, and what training will do with it.
 
-One line a check, in the order a failure is best fixed: Python, MindSpore and numpy, the backends this
-MindSpore build has (GPU: its plugins, the CUDA and cuDNN libraries found, devices; Ascend: its plugin,
-CANN, devices), the C++ compiler and the compiled kernels (or the fallback and its cost here), msrun,
+One line a check, in the order a failure is best fixed: Python, MindSpore and numpy, the backends (GPU:
+as MindSpore's plugin will meet it, gpu.py; Ascend: CANN against the versions MindSpore takes, set_env.sh,
+devices), the C++ compiler and the compiled kernels (or the fallback and its cost here), msrun,
 the shipped sample and the anime faces, the kernel cache and the output folder, free disk; then a few
-real training steps of tiny networks on the chosen device. Exit status 0 when a run will work, 1 when
-a check failed (the last line says what to fix first). ``--json`` gives the same as one JSON object,
-for a teacher collecting many nodes.
+real training steps of tiny networks on the chosen device (on a GPU or NPU, against the same steps on
+the CPU). Exit status 0 when a run will work, 1 when
+a check failed (the last line says what to fix first). ``--json``: the same as one JSON object, for nodes.
 
     python -m dcgan_ms.doctor                          # the CPU, runs/ as the output folder
     python -m dcgan_ms.doctor --device_target Ascend --output_dir /shared/class/runs --json
 """
 import contextlib
-import ctypes.util
 import dataclasses
 import io
 import glob
+import importlib.util
 import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,8 +30,6 @@ from .errors import ArgumentParser, UserError, cli, first_line
 OK, NOTE, FAIL = "ok", "note", "FAIL"
 PYTHONS = ((3, 10), (3, 11), (3, 12))  # MindSpore 2.10's wheels
 FREE_DISK_NEEDED = 2 << 30  # bytes: the faces (0.5 GB zipped, as much unpacked) and a run's checkpoints
-# MindSpore 2.10's GPU plugins: the CUDA version of each -> the cuDNN it was built with
-CUDA_PLUGINS = {"11.1": "8.0", "11.6": "8.5"}
 
 
 @dataclasses.dataclass
@@ -68,67 +67,60 @@ def check_mindspore():
 
 
 def plugin_folder():
-    import mindspore as ms
-    return os.path.join(os.path.dirname(ms.__file__), "lib", "plugin")
-
-
-def library_found(name):
-    """The file name the dynamic loader would find for lib``name`` (ldconfig's cache or LD_LIBRARY_PATH;
-    its version is in the name, e.g. libcudnn.so.8), or None."""
-    found = ctypes.util.find_library(name)
-    if found:
-        return found
-    folders = filter(None, os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep))
-    paths = sorted(path for folder in folders for path in glob.glob(os.path.join(folder, f"lib{name}.so.*")))
-    return os.path.basename(paths[-1]) if paths else None
+    """MindSpore's plugin folder, found without importing MindSpore (its GPU plugin loads at import)."""
+    spec = importlib.util.find_spec("mindspore")
+    return os.path.join(spec.submodule_search_locations[0], "lib", "plugin") if spec else ""
 
 
 def check_gpu(chosen):
-    plugins = sorted(v for v in CUDA_PLUGINS if glob.glob(os.path.join(plugin_folder(), f"libmindspore_gpu.so.{v}")))
-    status = FAIL if chosen == "GPU" else NOTE
+    """Decided as MindSpore 2.10 decides (gpu.py: CUDA_HOME and its nvcc, each library the chosen plugin
+    needs, the driver's CUDA version, the devices); with GPU chosen, it readies the plugin as training does."""
+    from . import cuda, gpu
+    plugins = [v for v in gpu.PLUGIN_NEEDS if os.path.isfile(os.path.join(plugin_folder(), f"libmindspore_gpu.so.{v}"))]
     if not plugins:
-        return Check("gpu", status, "this MindSpore build has no GPU plugin",
-                     "install MindSpore's GPU build (mindspore.cn/install)" if chosen == "GPU" else "")
-    needs = ", ".join(f"CUDA {v} with cuDNN {CUDA_PLUGINS[v]}" for v in plugins)
-    libraries = {lib: library_found(lib) for lib in ("cuda", "cudart", "cudnn")}
-    missing = [lib for lib, file in libraries.items() if not file]
-    devices = len(glob.glob("/dev/nvidia[0-9]*"))
-    present = ", ".join(file for file in libraries.values() if file)
-    found = f"plugins for {needs}; found {present or 'no CUDA library'}; {devices} NVIDIA device(s)"
-    if missing or not devices:
-        why = (f"no {', '.join('lib' + m for m in missing)} found" if missing else "") + \
-              ("; " if missing and not devices else "") + ("no /dev/nvidia device" if not devices else "")
-        return Check("gpu", status, f"{found}; {why}",
-                     f"install the NVIDIA driver and {needs} (their lib folders on LD_LIBRARY_PATH), or train on CPU"
-                     if chosen == "GPU" else "")
-    return Check("gpu", OK, found)
-
-
-def cann_version():
-    """The CANN toolkit's version (from its version.cfg or version.info), or None."""
-    home = os.environ.get("ASCEND_HOME_PATH") or os.environ.get("ASCEND_TOOLKIT_HOME") or \
-        "/usr/local/Ascend/ascend-toolkit/latest"
-    for name in ("version.cfg", "version.info", os.path.join("compiler", "version.info")):
-        path = os.path.join(home, name)
-        if os.path.isfile(path):
-            for line in open(path, errors="replace"):
-                if "version" in line.lower() and "=" in line:
-                    return line.split("=", 1)[1].strip().strip('"[]')
-    return None
+        return Check("gpu", FAIL if chosen == "GPU" else NOTE, "this MindSpore has no GPU plugin",
+                     "pip install -r requirements.txt (MindSpore 2.10's wheel carries it)" if chosen == "GPU" else "")
+    if chosen != "GPU":
+        wheels = "installed" if cuda.wheel_library("libcudart.so.11.0", cuda.site_packages()) else \
+            f"not installed ({gpu.PIP_LINE})"
+        return Check("gpu", NOTE, f"plugins for CUDA {' and '.join(plugins)}; the CUDA 11 libraries from pip: "
+                     f"{wheels}; --device_target GPU checks the driver and devices")
+    if "mindspore" in sys.modules and not cuda.plugin_loaded():
+        return Check("gpu", FAIL, "MindSpore was imported before its GPU plugin could be readied",
+                     "run python -m dcgan_ms.doctor --device_target GPU in a process of its own")
+    setup = gpu.ready()
+    found = gpu.describe(setup)
+    if setup.problem:
+        return Check("gpu", FAIL, found, setup.problem)
+    if setup.device_error:
+        return Check("gpu", FAIL, found, "check that nvidia-smi lists a GPU and CUDA_VISIBLE_DEVICES names it")
+    return Check("gpu", NOTE, f"{found}; {'; '.join(setup.notes)}") if setup.notes else Check("gpu", OK, found)
 
 
 def check_ascend(chosen):
-    status = FAIL if chosen == "Ascend" else NOTE
     if not glob.glob(os.path.join(plugin_folder(), "libmindspore_ascend.so*")):
-        return Check("ascend", status, "this MindSpore build has no Ascend plugin",
-                     "install MindSpore's Ascend build (mindspore.cn/install)" if chosen == "Ascend" else "")
-    cann, devices = cann_version(), len(glob.glob("/dev/davinci[0-9]*"))
-    found = f"plugin present; CANN {cann or 'not found'}; {devices} NPU device(s)"
-    if cann is None or not devices:
-        return Check("ascend", status, found,
-                     "install the Ascend driver and the CANN version this MindSpore needs (mindspore.cn/install), "
-                     "then source set_env.sh" if chosen == "Ascend" else "")
-    return Check("ascend", OK, found)
+        return Check("ascend", FAIL if chosen == "Ascend" else NOTE, "this MindSpore has no Ascend plugin",
+                     "pip install -r requirements.txt (MindSpore 2.10's wheel carries it)" if chosen == "Ascend" else "")
+    from .ascend import cann_version, cann_versions_supported, set_env_unset
+    cann, supported = cann_version(), cann_versions_supported()
+    devices, unset = len(glob.glob("/dev/davinci[0-9]*")), set_env_unset()
+    found = (f"plugin present; CANN {cann or 'not found'} (MindSpore 2.10 takes {', '.join(supported) or '?'}); "
+             f"{devices} NPU device(s); set_env.sh "
+             f"{'not sourced (' + ', '.join(unset) + ' unset)' if unset else 'sourced'}")
+    if chosen != "Ascend":
+        return Check("ascend", NOTE, found)
+    if cann is None:
+        fix = (f"install the Ascend driver and CANN ({' or '.join(supported)}) from hiascend.com, then source "
+               "/usr/local/Ascend/ascend-toolkit/set_env.sh")
+    elif supported and cann not in supported:
+        fix = f"CANN {cann} is not one MindSpore 2.10 takes: install CANN {' or '.join(supported)}"
+    elif unset:
+        fix = "source /usr/local/Ascend/ascend-toolkit/set_env.sh (in every shell that trains, msrun's too)"
+    elif not devices:
+        fix = "no /dev/davinci device: install the Ascend driver and firmware, then check npu-smi info"
+    else:
+        return Check("ascend", OK, found)
+    return Check("ascend", FAIL, found, fix)
 
 
 def check_kernels(chosen):
@@ -184,7 +176,7 @@ def writable(folder):
 
 
 def check_folders(output_dir):
-    from .kernels.library import cache_dir, untrusted
+    from .cache import cache_dir, untrusted
     problems = []
     cache = str(cache_dir())
     if writable(cache):
@@ -209,31 +201,66 @@ def check_disk(output_dir):
     return Check("disk", OK, found)
 
 
+TINY_RUN = dict(dataset="sample", ngf=4, ndf=4, nz=8, batch_size=8, max_steps=3, seed=1, no_progress=True, swd_every=0)
+LOSSES = ("g_loss", "d_loss", "d_real", "d_fake")
+# How far a device's losses may lie from the CPU's after the tiny run's steps, relative to max(1, |CPU's|):
+# the same weights, batches and noise, so what differs is the arithmetic (cuDNN's algorithms, TF32).
+SAME_AS_CPU = 0.02
+
+
 def check_training(chosen, output_dir):
     """Three real steps of tiny networks on the shipped sample, on ``chosen``, into a temporary folder
-    under ``output_dir``; their speed is not the real run's."""
+    under ``output_dir``; their speed is not the real run's. On a GPU or NPU, the same steps on the CPU
+    (another process, same seed: the same weights, batches and noise) must give the same losses."""
     from .config import TrainConfig
+    from .run_report import read_log
     from .training import train
     run = tempfile.mkdtemp(prefix=".doctor-", dir=output_dir)
     try:
         started = time.time()
         with contextlib.redirect_stderr(io.StringIO()):  # the run's own lines; what matters is below
-            done = train(TrainConfig(dataset="sample", device_target=chosen, ngf=4, ndf=4, nz=8, batch_size=8,
-                                     max_steps=3, output_dir=run, no_progress=True, swd_every=0))
-        return Check("training", OK, f"{done['steps']} steps of tiny networks on {chosen} in "
-                     f"{time.time() - started:.1f} s (graph compile included)")
+            done = train(TrainConfig(**TINY_RUN, device_target=chosen, output_dir=os.path.join(run, chosen)))
+        found = (f"{done['steps']} steps of tiny networks on {chosen} in {time.time() - started:.1f} s "
+                 "(graph compile included)")
+        if chosen == "CPU":
+            return Check("training", OK, found)
+        differs = differs_from_cpu(read_log(os.path.join(run, chosen)), os.path.join(run, "CPU"))
+        if differs:
+            return Check("training", FAIL, f"{found}, but {differs}", f"training on {chosen} computes other numbers "
+                         "than on the CPU: report it with this line (python -m dcgan_ms.doctor --json)")
+        return Check("training", OK, f"{found}; losses within {SAME_AS_CPU} of the same steps on the CPU")
     except UserError as e:
         return Check("training", FAIL, f"a tiny run on {chosen} failed: {e}", "fix what the lines above say first")
     finally:
         shutil.rmtree(run, ignore_errors=True)
 
 
+def differs_from_cpu(log, folder):
+    """Where ``log`` (a tiny run's, column -> values) differs from the same run on the CPU, trained in a
+    process of its own into ``folder``; None when every loss lies within SAME_AS_CPU."""
+    from .run_report import read_log
+    flags = [f"--{name}" if value is True else f"--{name}={value}" for name, value in TINY_RUN.items()]
+    proc = subprocess.run([sys.executable, "-m", "dcgan_ms.train", *flags, "--device_target=CPU",
+                           f"--output_dir={folder}"], capture_output=True, text=True)
+    reference = read_log(folder)
+    if proc.returncode or reference is None:
+        return f"the same steps on the CPU failed ({first_line(proc.stderr or proc.returncode)})"
+    for name in LOSSES:
+        for step, (value, expected) in enumerate(zip(log[name], reference[name]), 1):
+            if not abs(value - expected) <= SAME_AS_CPU * max(1.0, abs(expected)):
+                return f"step {step}'s {name} is {value:.5f} against {expected:.5f} on the CPU"
+    return None
+
+
 def run_checks(device_target="CPU", output_dir="runs", train_steps=True):
-    """Every check, in order; the device and training checks are skipped once Python or MindSpore fails."""
-    checks = [check_python(), check_mindspore()]
+    """Every check, in order; the device and training checks are skipped once Python or MindSpore fails.
+    The GPU is checked before MindSpore is imported: its plugin loads at import (gpu.py)."""
+    python = check_python()
+    gpu = check_gpu(device_target) if python.status != FAIL else None
+    checks = [python, check_mindspore()]
     if any(c.status == FAIL for c in checks):
         return checks
-    checks += [check_gpu(device_target), check_ascend(device_target), check_kernels(device_target), check_msrun(),
+    checks += [gpu, check_ascend(device_target), check_kernels(device_target), check_msrun(),
                check_data(), check_folders(output_dir)]
     if checks[-1].status != FAIL:
         checks.append(check_disk(output_dir))

@@ -14,9 +14,13 @@ class UserError(Exception):
 
 
 def first_line(error, limit=200):
-    """The first line of an exception's message (MindSpore's run to pages), or its type's name."""
-    text = str(error).strip()
-    return text.splitlines()[0][:limit] if text else type(error).__name__
+    """The first line that says something in an exception's message (MindSpore's run to pages, and open
+    with a rule of dashes and a heading such as "- Cuda error:"), or its type's name."""
+    for line in str(error).splitlines():
+        line = line.strip()
+        if line and not set(line) <= set("-=") and not (line.startswith("- ") and line.endswith(":")):
+            return line[:limit]
+    return type(error).__name__
 
 
 def cli(main):

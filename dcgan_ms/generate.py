@@ -10,10 +10,12 @@ checkpoint. ``--bn``: BatchNorm with the batch's statistics or the running avera
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 from PIL import Image
 
+from . import gpu
 from .errors import ArgumentParser, UserError, cli
 
 
@@ -45,6 +47,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.num < 1 or (args.bn == "batch" and args.num < 2):
         raise UserError(f"--num {args.num}: need at least 2 images with --bn batch (1 with --bn moving)")
+    for note in gpu.prepare(args.device_target):  # before MindSpore is imported
+        print(f"note: {note}", file=sys.stderr)
     from . import checkpoint, plots
     from .images import generate, interpolate
     from .runtime import set_device

@@ -1,6 +1,8 @@
 """Choosing the device and seeding every random source, shared by the command lines."""
+import atexit
 import os
 import random
+import sys
 
 import mindspore as ms
 import mindspore.dataset as ds
@@ -46,8 +48,24 @@ def check_device(device_target):
 
 
 def unusable(device_target, error):
-    return UserError(f"device target {device_target} is not usable here ({first_line(error)}): install the MindSpore "
-                     "build for it (see mindspore.cn/install) or pass --device_target CPU")
+    """The one line for a backend MindSpore refused: for GPU, the first stage that stops it (gpu.py)."""
+    if device_target == "GPU":
+        from .gpu import why_unusable
+        # Once the device failed, MindSpore's teardown at exit prints the same error again as a page of
+        # [ERROR] lines; the line below has said it.
+        atexit.register(silence_stderr)
+        return UserError(f"device target GPU is not usable here: {why_unusable(first_line(error))}")
+    if device_target == "Ascend":
+        return UserError(f"device target Ascend is not usable here ({first_line(error)}): install the Ascend driver "
+                         "and the CANN version MindSpore 2.10 needs, source set_env.sh (README: Ascend; python -m "
+                         "dcgan_ms.doctor --device_target Ascend says which is missing), or pass --device_target CPU")
+    return UserError(f"device target {device_target} is not usable here ({first_line(error)})")
+
+
+def silence_stderr():
+    """Send what is written to standard error from now on (at exit) to /dev/null."""
+    sys.stderr.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
 
 
 def set_device(device_target, device_id=None):

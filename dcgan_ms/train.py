@@ -11,6 +11,7 @@ What a run writes, how resuming and Ctrl-C work and how ranks share the work: RE
 import argparse
 import sys
 
+from . import gpu
 from .config import FLAGS, TrainConfig
 from .errors import ArgumentParser, UserError, cli
 from .pixels import parse_colour
@@ -65,6 +66,8 @@ def parse_args(argv=None):
 @cli
 def main(argv=None):
     config = parse_args(argv)  # before MindSpore is imported: a wrong flag is answered at once
+    for note in gpu.prepare(config.device_target, several=config.distributed):  # before MindSpore too
+        print(f"note: {note}", file=sys.stderr)
     from .training import train
     done = train(config)
     if done["interrupted"]:  # Ctrl-C or SIGTERM: everything was saved

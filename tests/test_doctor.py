@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import run_cli
-from dcgan_ms import doctor
+from dcgan_ms import ascend, doctor
 
 NAMES = ["python", "mindspore", "gpu", "ascend", "kernels", "msrun", "data", "folders", "disk"]
 VENV_BIN = os.path.dirname(sys.executable)
@@ -55,8 +55,8 @@ def test_a_build_without_the_plugins_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(doctor, "plugin_folder", lambda: str(tmp_path))  # a CPU-only build's empty plugin folder
     assert doctor.check_gpu("CPU").status == "note"
     gpu, ascend = doctor.check_gpu("GPU"), doctor.check_ascend("Ascend")
-    assert (gpu.status, gpu.found) == ("FAIL", "this MindSpore build has no GPU plugin") and "GPU build" in gpu.fix
-    assert (ascend.status, ascend.found) == ("FAIL", "this MindSpore build has no Ascend plugin")
+    assert (gpu.status, gpu.found) == ("FAIL", "this MindSpore has no GPU plugin") and "requirements.txt" in gpu.fix
+    assert (ascend.status, ascend.found) == ("FAIL", "this MindSpore has no Ascend plugin")
 
 
 def test_an_output_folder_the_user_cannot_write_fails(tmp_path):
@@ -97,10 +97,27 @@ def test_the_faces_are_told_apart_absent_half_unpacked_and_complete(tmp_path, mo
     assert "the anime faces unpacked in" in doctor.check_data().found
 
 
-def test_the_gpu_line_names_the_cuda_libraries_found_with_their_versions(tmp_path, monkeypatch):
-    (tmp_path / "libcudnn.so.8.5.0").write_bytes(b"")  # where LD_LIBRARY_PATH points, as on a GPU host
-    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path))
-    monkeypatch.setattr(doctor.ctypes.util, "find_library", lambda name: None)  # nothing in ldconfig's cache
-    gpu = doctor.check_gpu("GPU")
-    assert "found libcudnn.so.8.5.0" in gpu.found and "no libcuda, libcudart found" in gpu.found
-    assert gpu.status == "FAIL" and "CUDA 11.6 with cuDNN 8.5" in gpu.fix
+def test_ascend_is_checked_against_the_cann_versions_the_installed_mindspore_takes(tmp_path, monkeypatch):
+    """MindSpore 2.10's own check (run_check/_check_version.py) lists the CANN versions it takes; doctor reads
+    the toolkit's version as it does and says which step is missing: CANN, its version, set_env.sh."""
+    from mindspore.run_check._check_version import AscendEnvChecker
+    supported = AscendEnvChecker(None).version
+    assert ascend.cann_versions_supported() == supported and supported
+    monkeypatch.setattr(doctor.glob, "glob", lambda pattern: [pattern])  # a plugin and one /dev/davinci device
+    for name in ("ASCEND_HOME_PATH", "ASCEND_OPP_PATH", "LD_LIBRARY_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ASCEND_HOME_PATH", str(tmp_path / "none"))
+    assert "install the Ascend driver and CANN" in doctor.check_ascend("Ascend").fix
+    (tmp_path / "compiler").mkdir()
+    (tmp_path / "compiler" / "version.info").write_text("Version=7.0.0\n")
+    monkeypatch.setenv("ASCEND_HOME_PATH", str(tmp_path))
+    old = doctor.check_ascend("Ascend")
+    assert old.status == "FAIL" and old.fix.startswith("CANN 7.0 is not one MindSpore 2.10 takes")
+    (tmp_path / "compiler" / "version.info").write_text(f"Version={supported[-1]}.RC1\n")
+    unsourced = doctor.check_ascend("Ascend")
+    assert unsourced.status == "FAIL" and unsourced.fix.startswith("source /usr/local/Ascend/ascend-toolkit/set_env.sh")
+    assert "set_env.sh not sourced (ASCEND_OPP_PATH, LD_LIBRARY_PATH unset)" in unsourced.found
+    monkeypatch.setenv("ASCEND_OPP_PATH", str(tmp_path / "opp"))
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path / "lib64"))
+    ready = doctor.check_ascend("Ascend")
+    assert ready.status == "ok" and f"CANN {supported[-1]} (MindSpore 2.10 takes" in ready.found, ready

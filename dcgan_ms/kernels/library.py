@@ -14,7 +14,6 @@ import os
 import platform
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import mindspore as ms
 from mindspore import ops
 
 from .. import files
+from ..cache import cache_dir, untrusted
 
 HERE = Path(__file__).parent
 SOURCES = tuple(HERE / f"{name}.cc" for name in ("conv", "leaky_relu", "batch_norm", "normal"))
@@ -39,11 +39,6 @@ WHITE_LIST = "MS_CUSTOM_AOT_WHITE_LIST"  # MindSpore loads "aot" libraries only 
 
 class Unavailable(Exception):
     """The compiled kernels cannot be built or used here; the message says why."""
-
-
-def cache_dir():
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dcgan_ms"
-    return Path(os.environ.get("DCGAN_MS_CACHE") or default)
 
 
 def build():
@@ -105,22 +100,6 @@ def compiler_version(compiler_path):
     if proc.returncode:
         raise Unavailable(f"the C++ compiler {compiler_path} --version failed (status {proc.returncode})")
     return (proc.stdout.strip().splitlines() or [""])[0]
-
-
-def untrusted(path, *, plain_file=False):
-    """Why ``path`` may not be loaded from, or None: another user owns it, or group or others can write
-    it; with ``plain_file``, also a link or anything but a file."""
-    try:
-        info = os.lstat(path) if plain_file else os.stat(path)
-    except OSError as e:
-        return f"cannot read it ({e.strerror})"
-    if plain_file and not stat.S_ISREG(info.st_mode):
-        return "it is not a plain file"
-    if info.st_uid != os.geteuid():
-        return f"user {info.st_uid} owns it, not you ({os.geteuid()})"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"group or others may write it (mode {stat.S_IMODE(info.st_mode):o})"
-    return None
 
 
 def library_folder():
