@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -177,19 +176,18 @@ def writable(folder):
 
 def check_folders(output_dir):
     from .cache import cache_dir, untrusted
-    problems = []
-    cache = str(cache_dir())
+    cache, problem = str(cache_dir()), None
     if writable(cache):
-        problems.append(f"the kernel cache {cache} cannot be written ({writable(cache)}): set DCGAN_MS_CACHE")
+        problem = f"the kernel cache {cache} cannot be written ({writable(cache)}): set DCGAN_MS_CACHE"
     elif untrusted(cache_dir()):
-        problems.append(f"the kernel cache {cache} is another user's or others can write it: its kernels are not "
-                        "loaded, each run builds its own (set DCGAN_MS_CACHE to a folder of yours)")
+        problem = (f"the kernel cache {cache} is another user's or others can write it: its kernels are not loaded, "
+                   "each run builds its own (set DCGAN_MS_CACHE to a folder of yours)")
     why = writable(output_dir)
     if why:
         return Check("folders", FAIL, f"the output folder {output_dir} cannot be written ({why})",
                      "pass --output_dir, a folder of yours")
     found = f"output folder {os.path.abspath(output_dir)} writable; kernel cache {cache}"
-    return Check("folders", NOTE, f"{found}; {problems[0]}") if problems else Check("folders", OK, found)
+    return Check("folders", NOTE, f"{found}; {problem}") if problem else Check("folders", OK, found)
 
 
 def check_disk(output_dir):
@@ -201,19 +199,13 @@ def check_disk(output_dir):
     return Check("disk", OK, found)
 
 
-TINY_RUN = dict(dataset="sample", ngf=4, ndf=4, nz=8, batch_size=8, max_steps=3, seed=1, no_progress=True, swd_every=0)
-LOSSES = ("g_loss", "d_loss", "d_real", "d_fake")
-# How far a device's losses may lie from the CPU's after the tiny run's steps, relative to max(1, |CPU's|):
-# the same weights, batches and noise, so what differs is the arithmetic (cuDNN's algorithms, TF32).
-SAME_AS_CPU = 0.02
-
-
 def check_training(chosen, output_dir):
     """Three real steps of tiny networks on the shipped sample, on ``chosen``, into a temporary folder
     under ``output_dir``; their speed is not the real run's. On a GPU or NPU, the same steps on the CPU
     (another process, same seed: the same weights, batches and noise) must give the same losses."""
     from .config import TrainConfig
     from .run_report import read_log
+    from .same_as_cpu import SAME_AS_CPU, TINY_RUN, differs_from_cpu
     from .training import train
     run = tempfile.mkdtemp(prefix=".doctor-", dir=output_dir)
     try:
@@ -222,34 +214,16 @@ def check_training(chosen, output_dir):
             done = train(TrainConfig(**TINY_RUN, device_target=chosen, output_dir=os.path.join(run, chosen)))
         found = (f"{done['steps']} steps of tiny networks on {chosen} in {time.time() - started:.1f} s "
                  "(graph compile included)")
-        if chosen == "CPU":
-            return Check("training", OK, found)
-        differs = differs_from_cpu(read_log(os.path.join(run, chosen)), os.path.join(run, "CPU"))
+        differs = chosen != "CPU" and differs_from_cpu(read_log(os.path.join(run, chosen)), os.path.join(run, "CPU"))
         if differs:
             return Check("training", FAIL, f"{found}, but {differs}", f"training on {chosen} computes other numbers "
                          "than on the CPU: report it with this line (python -m dcgan_ms.doctor --json)")
-        return Check("training", OK, f"{found}; losses within {SAME_AS_CPU} of the same steps on the CPU")
+        return Check("training", OK, found if chosen == "CPU" else
+                     f"{found}; losses within {SAME_AS_CPU} of the CPU's")
     except UserError as e:
         return Check("training", FAIL, f"a tiny run on {chosen} failed: {e}", "fix what the lines above say first")
     finally:
         shutil.rmtree(run, ignore_errors=True)
-
-
-def differs_from_cpu(log, folder):
-    """Where ``log`` (a tiny run's, column -> values) differs from the same run on the CPU, trained in a
-    process of its own into ``folder``; None when every loss lies within SAME_AS_CPU."""
-    from .run_report import read_log
-    flags = [f"--{name}" if value is True else f"--{name}={value}" for name, value in TINY_RUN.items()]
-    proc = subprocess.run([sys.executable, "-m", "dcgan_ms.train", *flags, "--device_target=CPU",
-                           f"--output_dir={folder}"], capture_output=True, text=True)
-    reference = read_log(folder)
-    if proc.returncode or reference is None:
-        return f"the same steps on the CPU failed ({first_line(proc.stderr or proc.returncode)})"
-    for name in LOSSES:
-        for step, (value, expected) in enumerate(zip(log[name], reference[name]), 1):
-            if not abs(value - expected) <= SAME_AS_CPU * max(1.0, abs(expected)):
-                return f"step {step}'s {name} is {value:.5f} against {expected:.5f} on the CPU"
-    return None
 
 
 def run_checks(device_target="CPU", output_dir="runs", train_steps=True):

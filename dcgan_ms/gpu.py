@@ -222,7 +222,7 @@ def prepare(device_target, *, several=False):
                         "\"GPU\" in the first cell, restart the kernel and run the cells in order)")
     setup = ready(several=several)
     if setup.problem:
-        raise UserError(setup.problem)
+        raise UserError(f"device target GPU is not usable here: {setup.problem}")
     return setup.notes
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import run_cli
-from dcgan_ms import ascend, doctor
+from dcgan_ms import ascend, doctor, same_as_cpu
 
 NAMES = ["python", "mindspore", "gpu", "ascend", "kernels", "msrun", "data", "folders", "disk"]
 VENV_BIN = os.path.dirname(sys.executable)
@@ -121,3 +121,24 @@ def test_ascend_is_checked_against_the_cann_versions_the_installed_mindspore_tak
     monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path / "lib64"))
     ready = doctor.check_ascend("Ascend")
     assert ready.status == "ok" and f"CANN {supported[-1]} (MindSpore 2.10 takes" in ready.found, ready
+
+
+@pytest.mark.slow
+def test_the_device_check_compares_the_tiny_run_with_the_same_steps_on_the_cpu(tmp_path):
+    """What doctor --device_target GPU (or Ascend) does after its tiny run, tried where both sides are the
+    CPU: the same flags in two processes give the same losses (the premise: same weights, batches and
+    noise), and a loss moved past the tolerance is named."""
+    from dcgan_ms.run_report import read_log
+    flags = [f"--{name}" if value is True else f"--{name}={value}" for name, value in same_as_cpu.TINY_RUN.items()]
+    proc = run_cli("dcgan_ms.train", *flags, "--device_target=CPU", f"--output_dir={tmp_path / 'device'}")
+    assert proc.returncode == 0, proc.stderr
+    log = read_log(str(tmp_path / "device"))
+    assert len(log["g_loss"]) == same_as_cpu.TINY_RUN["max_steps"]
+    assert same_as_cpu.differs_from_cpu(log, str(tmp_path / "cpu")) is None
+    reference = read_log(str(tmp_path / "cpu"))
+    expected = log["d_fake"][1]
+    log["d_fake"][1] = expected + 1.5 * same_as_cpu.SAME_AS_CPU * max(1.0, abs(expected))
+    assert same_as_cpu.first_difference(log, reference) == \
+        f"step 2's d_fake is {log['d_fake'][1]:.5f} against {expected:.5f} on the CPU"
+    log["d_fake"][1] = expected + 0.5 * same_as_cpu.SAME_AS_CPU * max(1.0, abs(expected))
+    assert same_as_cpu.first_difference(log, reference) is None
