@@ -1,5 +1,6 @@
 """pip install . makes an installed copy that works without the checkout: the console commands, the
-compiled kernels' sources, the shipped sample, and requirements.txt's dependencies."""
+compiled kernels' sources, the shipped sample, requirements.txt's dependencies and, as the extra "gpu",
+requirements-gpu.txt's."""
 import os
 import shutil
 import subprocess
@@ -70,6 +71,10 @@ def test_every_command_and_the_launcher_are_installed_with_requirements_txts_dep
     metadata = next(installed.glob("dcgan_ms-*.dist-info")) / "METADATA"
     requires = [line.split(": ", 1)[1] for line in metadata.read_text().splitlines()
                 if line.startswith("Requires-Dist")]
-    listed = [line.split("#")[0].strip() for line in open(os.path.join(REPO, "requirements.txt"))
-              if line.split("#")[0].strip()]
-    assert sorted(requires) == sorted(listed)  # (setuptools versions differ in the order they write)
+    def listed(name):
+        return [line.split("#")[0].strip() for line in open(os.path.join(REPO, name)) if line.split("#")[0].strip()]
+    base = [r for r in requires if "extra ==" not in r]
+    gpu = [r.split(";")[0].strip() for r in requires if r.replace(" ", "").endswith('extra=="gpu"')]
+    assert sorted(base) == sorted(listed("requirements.txt"))  # (setuptools versions differ in the order they write)
+    assert sorted(gpu) == sorted(listed("requirements-gpu.txt"))  # pip install ".[gpu]"
+    assert len(base) + len(gpu) == len(requires)
