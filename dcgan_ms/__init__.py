@@ -8,7 +8,7 @@
     session.py, training.py  setup(config); train(config): setup, loop, outcome
     train.py, generate.py, evaluate.py, export.py   the command lines
     gpu.py, cuda.py        --device_target GPU: pip's CUDA 11 readied before MindSpore, each stage one line
-
+    notebook.py            tutorial.ipynb's run across cells: Stop, run again, one-line errors
 docs/design.md follows a run through the modules.
 """
 import os

@@ -52,7 +52,7 @@ def test_tutorial_notebook_executes(tmp_path, monkeypatch, notebook):
     assert_drawn_images(to_uint8(generate(generator, z)))
     with Image.open(tmp_path / "nb" / "progress.gif") as gif:
         assert gif.n_frames == 1
-    assert "40 steps of 32 in " in "".join(o.get("text", "") for o in outputs)
+    assert "done: 40 steps in " in "".join(o.get("text", "") for o in outputs)
     # It shows the loop's real source and trains with it, not through the command line.
     shown = "".join(o.get("data", {}).get("text/plain", "") for o in outputs)
     assert "def train_loop(" in shown and "callbacks.on_step_end(" in shown
@@ -94,7 +94,7 @@ def test_committed_outputs_show_varied_avatars(notebook):
     by design, so they are left out.)"""
     nb = nbformat.read(notebook, as_version=4)
     cells = code_cells(nb)
-    checks = [(next(c for c in cells if '"samples"' in c.source), 0.75, 1.0),  # the last of 4 grids
+    checks = [(next(c for c in cells if "grids.grids" in c.source), 0.75, 1.0),  # the last of 4 grids
               (next(c for c in cells if "generate(g, z, bn)" in c.source), 0.0, 0.5),  # bn="batch"
               (next(c for c in cells if "interpolate(" in c.source and "walk" in c.source), 0.0, 1.0)]
     for cell, left, right in checks:

@@ -98,16 +98,18 @@ class Progress(Callback):
     elsewhere (a worker's log under msrun, nohup, a batch job) a plain line every ``every_seconds``, as
     a bar's redraws would fill the file; ``bar=False``: a line per epoch. Then a closing line."""
 
-    def __init__(self, total_steps, steps_per_epoch, *, output_dir, devices=1, bar=True, every_seconds=30.0):
+    def __init__(self, total_steps, steps_per_epoch, *, output_dir, devices=1, bar=True, every_seconds=30.0,
+                 stream=None):
         self.total_steps, self.epochs = total_steps, math.ceil(total_steps / steps_per_epoch)
         self.output_dir, self.devices, self.every_seconds = output_dir, devices, every_seconds
-        self.show_bar = bar and redraws_in_place(sys.stderr)
+        self.stream = stream or sys.stderr  # the notebook's: stdout (Jupyter paints stderr red)
+        self.show_bar = bar and redraws_in_place(self.stream)
         self.plain_lines = bar and not self.show_bar
 
     def on_train_begin(self, position):
         from tqdm import tqdm
         self.bar = tqdm(total=self.total_steps, initial=position.step, unit="step", disable=not self.show_bar,
-                        dynamic_ncols=True)
+                        file=self.stream, dynamic_ncols=True)
         self.first_step, self.started, self.images = position.step, time.time(), 0
         self.first_line, self.last_line = None, None  # plain lines: (time, step) of the first; time of the last
 
@@ -129,13 +131,13 @@ class Progress(Callback):
             else:  # the pace since the first line (the steps before it include the graph's compilation)
                 pace = (now - self.first_line[0]) / (position.step - self.first_line[1])
                 line += f", {pace * (self.total_steps - position.step) / 60:.1f} min left"
-            print(line, file=sys.stderr, flush=True)
+            print(line, file=self.stream, flush=True)
             self.last_line = now
 
     def on_epoch_end(self, position):
         if not self.show_bar and not self.plain_lines:
             print(f"epoch {position.epoch}/{self.epochs} step {position.step}/{self.total_steps} Loss_D "
-                  f"{self.last.d_loss:.3f} Loss_G {self.last.g_loss:.3f}", file=sys.stderr)
+                  f"{self.last.d_loss:.3f} Loss_G {self.last.g_loss:.3f}", file=self.stream)
 
     def on_train_end(self, position, stop):
         self.bar.close()
@@ -143,4 +145,4 @@ class Progress(Callback):
             elapsed, done = time.time() - self.started, position.step - self.first_step
             print(f"{'done' if stop is None else 'stopped'}: {done} steps in {elapsed:.0f} s ({self.images / max(elapsed, 1e-9):.1f} "
                   f"img/s over {self.devices} device(s)), {position.step} in all; outputs in {self.output_dir}",
-                  file=sys.stderr)
+                  file=self.stream)
