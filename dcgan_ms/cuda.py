@@ -98,16 +98,16 @@ def ask_driver():
     cuda = load(DRIVER)
     if cuda is None:
         return None
-    setup = Driver()
+    driver = Driver()
     number = ctypes.c_int()
     if cuda.cuDriverGetVersion(ctypes.byref(number)) == 0:
-        setup.version = version_text(number.value)
+        driver.version = version_text(number.value)
     status = cuda.cuInit(0)
     if status:
         name = ctypes.c_char_p()
         cuda.cuGetErrorString(status, ctypes.byref(name))
-        setup.device_error = f"{(name.value or b'').decode() or 'error'} (cuInit {status})"
-        return setup
+        driver.device_error = f"{(name.value or b'').decode() or 'error'} (cuInit {status})"
+        return driver
     count, device, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
     cuda.cuDeviceGetCount(ctypes.byref(count))
     for index in range(count.value):
@@ -116,10 +116,10 @@ def ask_driver():
         cuda.cuDeviceGetAttribute(ctypes.byref(minor), CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device)
         name = ctypes.create_string_buffer(256)
         cuda.cuDeviceGetName(name, len(name), device)
-        setup.devices.append((name.value.decode(errors="replace"), f"{major.value}.{minor.value}"))
+        driver.devices.append((name.value.decode(errors="replace"), f"{major.value}.{minor.value}"))
     if not count.value:
-        setup.device_error = "the driver lists no device"
-    return setup
+        driver.device_error = "the driver lists no device"
+    return driver
 
 
 def site_packages():

@@ -10,8 +10,10 @@ system), else from the wheels by path, globally, so the plugin finds them by nam
 prints the version of the CUDA runtime just loaded, so that MindSpore picks the plugin for it. The
 driver (``libcuda.so.1``) is asked its CUDA version, the devices and their compute capability.
 """
+import atexit
 import dataclasses
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -183,14 +185,15 @@ def stand_in_cuda_home(setup):
         trusted = False
     if not trusted:
         folder = Path(tempfile.mkdtemp(prefix="dcgan_ms-cuda-"))
+        atexit.register(shutil.rmtree, folder, True)
         (folder / "bin").mkdir(mode=0o700)
     text = STAND_IN_NVCC.format(runtime=setup.libraries["libcudart.so.11.0"], version=setup.runtime_version)
     nvcc = folder / "bin" / "nvcc"
     if not nvcc.is_file() or nvcc.is_symlink() or nvcc.read_text() != text:
-        tmp = folder / "bin" / f".nvcc-{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".nvcc-", dir=folder / "bin")  # a name of its own: workers write at once
         with os.fdopen(fd, "w") as f:
             f.write(text)
+            os.fchmod(f.fileno(), 0o700)
         os.replace(tmp, nvcc)
     (folder / STAND_IN_MARK).touch()
     return str(folder)
