@@ -7,6 +7,9 @@ channel normalised over the set; between the two sets' descriptors, the mean ove
 directions of the 1-D Wasserstein distance of their projections. Reported per level (x 1e3, as in
 the paper) and averaged: two halves of one set score near 0; blur, noise or collapse raise it.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 NHOOD, PER_IMAGE, MIN_SIZE = 7, 128, 16
@@ -69,15 +72,21 @@ def _descriptors(level, rng, per_image=PER_IMAGE):
 
 
 def sliced_wasserstein(a, b, rng):
-    """Mean over random unit directions of the 1-D Wasserstein distance between projections."""
-    results = []
+    """Mean over random unit directions of the 1-D Wasserstein distance between projections. The
+    directions are drawn in order, then the repeats (sorting their projections is most of the SWD's
+    time, and NumPy sorts without the GIL) run on threads: the same numbers, sooner on several cores."""
+    all_dirs = []
     for _ in range(DIR_REPEATS):
         dirs = rng.standard_normal((a.shape[1], DIRS_PER_REPEAT)).astype(np.float32)
-        dirs /= np.linalg.norm(dirs, axis=0, keepdims=True)
+        all_dirs.append(dirs / np.linalg.norm(dirs, axis=0, keepdims=True))
+
+    def distance(dirs):
         pa = np.sort(np.ascontiguousarray((a @ dirs).T), axis=1)  # rows: one direction each
         pb = np.sort(np.ascontiguousarray((b @ dirs).T), axis=1)
-        results.append(np.abs(pa - pb).mean())
-    return float(np.mean(results))
+        return np.abs(pa - pb).mean()
+
+    with ThreadPoolExecutor(max_workers=min(DIR_REPEATS, os.cpu_count() or 1)) as pool:
+        return float(np.mean(list(pool.map(distance, all_dirs))))
 
 
 def _as_float(images):
