@@ -66,11 +66,23 @@ def one_line_errors(shell=None):
         return  # plain Python: errors stay as they are
 
     def show(shell, kind, error, tb, tb_offset=None):
+        if isinstance(error, NameError) and not raised_in_a_cell(tb):  # a bug below the cell: its traceback
+            shell.showtraceback((kind, error, tb), tb_offset=tb_offset)
+            return None
         line = [error_line(error)]
         shell._showtraceback(kind, error, line)  # the cell's error output: this line, no traceback
         return line
 
     shell.set_custom_exc((UserError, NameError), show)
+
+
+def raised_in_a_cell(tb):
+    """Whether the innermost frame of traceback ``tb`` is a notebook cell's own code (IPython compiles
+    cells under names like ``<ipython-input-...>`` or ``/tmp/ipykernel_<pid>/<hash>.py``)."""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    return filename.startswith("<") or f"{os.sep}ipykernel_" in filename
 
 
 def check_built_together(generator, discriminator, optimizer_g, optimizer_d, train_step):

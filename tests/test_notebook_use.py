@@ -4,8 +4,6 @@ then the cell again, a command-line run on the folder the kernel holds, a GPU th
 code cells are the Chinese notebook's too (test_notebook.py checks that)."""
 import os
 import queue
-import subprocess
-import sys
 import time
 
 import nbformat
@@ -48,11 +46,42 @@ def test_a_command_line_runs_folder_is_not_the_notebooks_to_clear(tmp_path):
     assert sorted(p.name for p in (tmp_path / "old").rglob("*") if p.is_file()) == [".lock", "notes.txt"]
 
 
+def test_a_name_missing_below_the_cell_keeps_its_traceback():
+    """Only a cell's own NameError is a cell run too early; one raised inside a function is a bug, shown whole."""
+    shown = []
+
+    class Shell:
+        def set_custom_exc(self, kinds, handler):
+            self.handler = handler
+
+        def _showtraceback(self, kind, error, lines):
+            shown.append(("line", lines))
+
+        def showtraceback(self, exc_tuple, tb_offset=None):
+            shown.append(("traceback", exc_tuple[1]))
+
+    shell = Shell()
+    notebook.one_line_errors(shell)
+
+    def helper():
+        return dataset  # noqa: F821 (the missing name)
+    for code in ("dataset", "helper()"):
+        try:
+            exec(compile(code, "<ipython-input-1-cell>", "eval"), {"helper": helper})
+        except NameError as e:
+            shell.handler(shell, NameError, e, e.__traceback__)
+    assert shown[0] == ("line", ['error: dataset is not defined yet: run the "Data processing" section first (or Run '
+                                 'All from the top)'])
+    assert shown[1][0] == "traceback" and isinstance(shown[1][1], NameError)
+
+
 class Kernel:
     """A Jupyter kernel running the notebook's cells as a learner's clicks would."""
 
-    def __init__(self, cwd, env):
-        self.manager = KernelManager(kernel_name="python3")
+    def __init__(self, cwd, env, sockets):
+        # IPC sockets in a folder of the test's own: TCP would pick free ports that another process (a second
+        # kernel, CI's other work) can take before the kernel binds them
+        self.manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(sockets))
         self.manager.start_kernel(cwd=cwd, env=env)
         self.client = self.manager.client()
         self.client.start_channels()
@@ -80,6 +109,8 @@ class Kernel:
             elif kind == "status" and content["execution_state"] == "idle":
                 break
         reply = self.client.get_shell_msg(timeout=60)
+        while reply["parent_header"].get("msg_id") != msg_id:  # a reply to an earlier request (kernel_info)
+            reply = self.client.get_shell_msg(timeout=60)
         return reply["content"]["status"], "".join(out), "".join(err), error
 
     def run(self, code, timeout=600):
@@ -117,7 +148,7 @@ def ok(result):
 @pytest.mark.slow
 def test_a_learner_runs_cells_twice_out_of_order_and_presses_stop(cells, tmp_path):
     code, order = cells
-    kernel = Kernel(REPO, {**os.environ, "DCGAN_MS_NOTEBOOK_MAX_STEPS": "12"})
+    kernel = Kernel(REPO, {**os.environ, "DCGAN_MS_NOTEBOOK_MAX_STEPS": "12"}, tmp_path / "kernel")
     training = "7eda94eb"
     try:
         ok(kernel.run(code["265c326b"]))
