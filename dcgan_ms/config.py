@@ -4,7 +4,8 @@ Each field of ``TrainConfig`` is a flag with its default, help text, group and p
 (``train.build_parser`` builds the command line from them), and whether it defines the run: on
 ``--resume`` the run's own flags come from its checkpoint (``resumed``); those that define it cannot
 change, the others (``--epochs``, ``--device_target``, ...) may. Code and notebooks can build one
-directly: ``TrainConfig(dataset="sample", ngf=16, ndf=16, batch_size=32, epochs=26)``.
+directly: ``TrainConfig(dataset="sample", ngf=16, ndf=16, batch_size=32, epochs=26)``; it checks
+itself (``TrainConfig.check``), so every way in gets the command line's one-line errors.
 """
 import argparse
 import dataclasses
@@ -13,7 +14,7 @@ import time
 from typing import Optional
 
 from .errors import UserError
-from .pixels import PIXEL_RANGES, RESIZE, RESIZE_BEFORE_RECORDED, RESIZES
+from .pixels import PIXEL_RANGES, RESIZE, RESIZE_BEFORE_RECORDED, RESIZES, parse_colour
 
 
 def positive(kind):
@@ -131,9 +132,10 @@ class TrainConfig:
                      "(with oneDNN limited to AVX2 on AVX-512 CPUs); see dcgan_ms/kernels/", group="run",
                      choices=("auto", "compiled", "builtin"))
     precision: str = flag("fp32", "the compiled CPU kernels' matrix products: fp32 (the tutorial's), or bf16: "
-                          "bfloat16 operands summed in float32, faster on CPUs with avx512_bf16 or amx_bf16 (a 1.2-1.6x "
-                          "step on a 2-core AMD EPYC; elsewhere it says so and trains in fp32); weights, optimizers, BatchNorm and "
-                          "losses stay float32", group="run", defines_run=True, choices=("fp32", "bf16"))
+                          "bfloat16 operands summed in float32, faster on CPUs with avx512_bf16 or amx_bf16 (a "
+                          "1.2-1.6x step on a 2-core AMD EPYC; elsewhere it says so and trains in fp32); weights, "
+                          "optimizers, BatchNorm and losses stay float32", group="run", defines_run=True,
+                          choices=("fp32", "bf16"))
     no_progress: bool = flag(False, "no progress bar (one line per epoch instead)", group="run", action="store_true")
     resume: Optional[str] = flag(None, "continue a run: alone, from the newest readable checkpoint in --output_dir; "
                                  "or from the checkpoints/step_*.ckpt file given", group="checkpoints and resuming",
@@ -150,10 +152,30 @@ class TrainConfig:
     explicit: tuple = ()  # the flags given on the command line: on --resume these win over the checkpoint's
 
     def __post_init__(self):
+        self.check()
         if self.output_dir is None and self.resume and self.resume != "latest":
             self.output_dir = os.path.dirname(os.path.dirname(os.path.abspath(self.resume)))
         if self.output_dir is None:
             self.output_dir = os.path.join("runs", f"{self.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+    def check(self):
+        """The flags that are valid alone but not together, for every way a run is made (the command line,
+        code, ``dataclasses.replace`` on --resume): a UserError, one line saying what to do."""
+        if self.dataset == "sample" and self.data_root:
+            raise UserError("--dataset sample takes no --data_root (the sample is data/sample)")
+        if self.distributed and self.device_id is not None:
+            raise UserError("--device_id does not go with --distributed: msrun gives each rank its own device")
+        if self.distributed and self.output_dir is None:
+            raise UserError("--distributed needs --output_dir (every rank must write to the same folder)")
+        if self.resume == "latest" and self.output_dir is None:
+            raise UserError("--resume alone needs --output_dir, the folder of the run to continue")
+        if self.precision == "bf16" and self.conv == "builtin":
+            raise UserError("--precision bf16 runs in the compiled kernels, which --conv builtin turns off: "
+                            "use --conv auto")
+        if self.precision == "bf16" and self.device_target != "CPU":
+            raise UserError(f"--precision bf16 is for CPUs (dcgan_ms's compiled kernels), not {self.device_target}: "
+                            "use --precision fp32")
+        parse_colour(self.background)  # a UserError naming the colour
 
     @property
     def pixels(self):
@@ -198,6 +220,8 @@ def resumed(config, saved):
     for key, value in saved.items():
         if key in ("resume", "overwrite", "output_dir") or key not in _FIELDS:
             continue
+        if key == "data_root" and saved.get("dataset") == "sample":  # recorded for the report: the sample is
+            continue                                                # the installed package's data/sample
         if key not in config.explicit:
             changes[key] = checked(key, value)
         elif key in RUN_DEFINING and getattr(config, key) != value:

@@ -13,8 +13,7 @@ import sys
 
 from . import gpu
 from .config import FLAGS, TrainConfig
-from .errors import ArgumentParser, UserError, cli
-from .pixels import parse_colour
+from .errors import ArgumentParser, cli
 
 
 def build_parser():
@@ -40,26 +39,11 @@ def explicit_flags(argv):
 
 
 def parse_args(argv=None):
-    """The command line as a TrainConfig."""
+    """The command line as a TrainConfig (which checks the flags that do not go together)."""
     parser = build_parser()
     args = vars(parser.parse_args(argv))
     if args["dataset"] is None:
         args["dataset"] = "folder" if args["data_root"] else "faces"
-    # Flags that parse alone but not together: UserError, one line with what to do (no usage block).
-    if args["dataset"] == "sample" and args["data_root"]:
-        raise UserError("--dataset sample takes no --data_root (the sample is data/sample)")
-    if args["distributed"] and args["device_id"] is not None:
-        raise UserError("--device_id does not go with --distributed: msrun gives each rank its own device")
-    if args["distributed"] and args["output_dir"] is None:
-        raise UserError("--distributed needs --output_dir (every rank must write to the same folder)")
-    if args["resume"] == "latest" and args["output_dir"] is None:
-        raise UserError("--resume alone needs --output_dir, the folder of the run to continue")
-    if args["precision"] == "bf16" and args["conv"] == "builtin":
-        raise UserError("--precision bf16 runs in the compiled kernels, which --conv builtin turns off: use --conv auto")
-    if args["precision"] == "bf16" and args["device_target"] != "CPU":
-        raise UserError(f"--precision bf16 is for CPUs (dcgan_ms's compiled kernels), not {args['device_target']}: "
-                        "use --precision fp32")
-    parse_colour(args["background"])  # a UserError naming the colour
     return TrainConfig(**args, explicit=tuple(sorted(explicit_flags(argv))))
 
 

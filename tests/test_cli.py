@@ -150,6 +150,25 @@ def test_bad_flags_exit_nonzero_with_one_message():
             f"error: unrecognized arguments: --no_such_flag: see python -m dcgan_ms.{command} --help"], proc.stderr
 
 
+def test_a_config_built_in_code_gets_the_command_lines_checks(tmp_path):
+    """training.train(TrainConfig(...)) from code or a notebook is refused in the same line as the command
+    line, before anything is written (bf16 with builtin layers once trained, in fp32)."""
+    from dcgan_ms import training
+    from dcgan_ms.config import TrainConfig
+    from dcgan_ms.errors import UserError
+    out = str(tmp_path / "run")
+    for kwargs, message in ((dict(precision="bf16", conv="builtin"), "--precision bf16 runs in the compiled kernels"),
+                            (dict(precision="bf16", device_target="GPU"), "--precision bf16 is for CPUs"),
+                            (dict(data_root="x"), "--dataset sample takes no --data_root"),
+                            (dict(distributed=True, device_id=1), "--device_id does not go with --distributed"),
+                            (dict(background="no-such-colour"), "is not a colour")):
+        with pytest.raises(UserError, match=re.escape(message)):
+            training.train(TrainConfig(dataset="sample", output_dir=out, **kwargs))
+    with pytest.raises(UserError, match="--distributed needs --output_dir"):
+        TrainConfig(dataset="sample", distributed=True)
+    assert not os.path.exists(out)
+
+
 @pytest.mark.slow
 def test_missing_data_root_and_unavailable_device(tmp_path):
     proc = run_cli("dcgan_ms.train", "--data_root", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "r"))
