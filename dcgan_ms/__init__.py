@@ -1,15 +1,15 @@
 """dcgan_ms: the MindSpore DCGAN tutorial ("Generating anime avatars with DCGAN") as a package.
 
-    models.py, layers.py   Generator, Discriminator (the tutorial's); speed_up, the faster layers' rewrite
-    data/                  the image pipeline and TrainingData, the faces download, the sample drawer
-    step.py, loop.py       train_step (generator_forward, discriminator_forward); train_loop
-    noise.py, callbacks/   each step's noise; what happens around the loop (logs, checkpoints, pictures)
-    config.py              TrainConfig: every flag of a run, defined once
-    session.py, training.py  setup(config); train(config): setup, loop, outcome
-    train.py, generate.py, evaluate.py, export.py   the command lines
-    gpu.py, cuda.py        --device_target GPU: pip's CUDA 11 readied before MindSpore, each stage one line
-    notebook.py            tutorial.ipynb's run across cells: Stop, run again, one-line errors
-docs/design.md follows a run through the modules.
+    models.py, layers.py, step.py   Generator, Discriminator; speed_up (the faster layers); train_step
+    data/, noise.py, ema.py         images to batches (TrainingData, faces, sample); each step's noise; G's average
+    config.py, session.py           TrainConfig (every flag, defined and checked once); setup(config): a Session
+    training.py, loop.py, callbacks/  train(config); the tutorial's loop; logs, checkpoints, pictures, stops
+    run_folder.py, files.py         a run's file names, its lock, reading back; writing a file whole
+    checkpoint.py, resume.py, distributed.py  weights saved and restored; resume checkpoints; msrun's ranks
+    runtime.py, gpu.py, cuda.py, ascend.py, cache.py, kernels/  device and seeds; GPU, Ascend; compiled kernels
+    images.py, plots.py, pixels.py, swd.py, report_page.py  images, grids, pixel ranges, SWD; report.html
+    train.py, generate.py, evaluate.py, export.py, doctor.py (same_as_cpu.py), report.py: commands; errors.py
+    notebook.py                     tutorial.ipynb's run across cells; docs/design.md follows a run through all
 """
 import os
 

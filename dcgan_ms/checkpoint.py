@@ -23,17 +23,12 @@ from .models import NC, Discriminator, Generator
 
 
 def save(net, path, **kwargs):
-    """Save ``net``'s parameters (or a list of {"name", "data"} dicts) to ``path`` atomically (``files.py``);
+    """Save ``net``'s parameters (or a list of {"name", "data"} dicts) to ``path`` whole (``files.written_whole``);
     ``kwargs`` go to ``mindspore.save_checkpoint`` (append_dict, crc_check). A failed save leaves no
-    temporary file and says why."""
-    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp.ckpt")
-    try:
-        with mindspore_logs_silenced():  # its CRITICAL line on failure would stand before ours
-            ms.save_checkpoint(net, tmp, **kwargs)
-        files.finish_file(tmp, path)
-    except (OSError, RuntimeError) as e:
-        files.remove_quietly(tmp, os.path.splitext(tmp)[0] + ".tmp")  # ours, and MindSpore's own
-        raise UserError(f"could not write checkpoint {path}: {files.why_not_written(e)}") from None
+    temporary file (ours or MindSpore's own) and says why."""
+    with files.written_whole(path, what=f"checkpoint {path}", catch=(OSError, RuntimeError)) as tmp, \
+            mindspore_logs_silenced():  # its CRITICAL line on failure would stand before ours
+        ms.save_checkpoint(net, tmp, **kwargs)
     return path
 
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from .errors import UserError, first_line
-from .loop import Alone, StopTraining
+from .loop import AGREED, Alone, Stop, StopTraining
 from .models import running_stats
 
 MSRUN_VARIABLES = ("MS_ROLE", "MS_SCHED_HOST", "MS_SCHED_PORT", "MS_WORKER_NUM")  # what msrun gives each worker
@@ -36,7 +36,8 @@ def init_distributed():
     try:
         init()
     except (RuntimeError, ValueError) as e:
-        raise UserError(f"--distributed could not join a cluster ({first_line(e)}): launch with msrun, see the README") from None
+        raise UserError(f"--distributed could not join a cluster ({first_line(e)}): launch with msrun, see the "
+                        "README") from None
     return get_rank(), get_group_size()
 
 
@@ -94,10 +95,10 @@ def parameter_digest(*nets, trainable=True):
 
 
 # What other ranks are told of a stop one rank asked for, most pressing first.
-AGREED_STOPS = {"non-finite loss": "losses became non-finite on rank {rank}",
-                "data error": "rank {rank} could not decode an image of its shard (its log names the file)",
-                "interrupted": "",
-                "time limit": "stopped at the time limit"}
+TOLD_ELSEWHERE = {Stop.NON_FINITE_LOSS: "losses became non-finite on rank {rank}",
+                  Stop.DATA_ERROR: "rank {rank} could not decode an image of its shard (its log names the file)",
+                  Stop.INTERRUPTED: "",
+                  Stop.TIME_LIMIT: "stopped at the time limit"}
 
 
 class Agreement(Alone):
@@ -122,14 +123,14 @@ class Agreement(Alone):
 
     def combine(self):
         """Every rank's requests and rank 0's clock, summed over the devices: the agreed stop or None."""
-        word = np.zeros(2 * len(AGREED_STOPS) + 1, np.float32)
-        for i, reason in enumerate(AGREED_STOPS):
+        word = np.zeros(2 * len(AGREED) + 1, np.float32)
+        for i, reason in enumerate(AGREED):
             if reason in self.requested:
                 word[2 * i:2 * i + 2] = 1, self.rank  # how many ranks ask, and the sum of their ranks
         word[-1] = time.monotonic() - self.started if self.rank == 0 else 0.0
         total = sum_over_devices(word)
         self.agreed_seconds = float(total[-1])
-        for i, reason in enumerate(AGREED_STOPS):
+        for i, reason in enumerate(AGREED):
             if total[2 * i]:
                 return self.requested.get(reason) or self.elsewhere(reason, int(total[2 * i]), int(total[2 * i + 1]))
         return None
@@ -137,7 +138,7 @@ class Agreement(Alone):
     def elsewhere(self, reason, ranks, rank_sum):
         """The stop another rank asked for, as this rank reports it."""
         who = str(rank_sum) if ranks == 1 else f"{ranks} ranks"
-        return StopTraining(reason, AGREED_STOPS[reason].format(rank=who), save=reason != "non-finite loss")
+        return StopTraining(reason, TOLD_ELSEWHERE[reason].format(rank=who))
 
     def clock(self):
         return self.agreed_seconds

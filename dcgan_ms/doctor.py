@@ -98,8 +98,8 @@ def check_gpu(chosen):
 
 def check_ascend(chosen):
     if not glob.glob(os.path.join(plugin_folder(), "libmindspore_ascend.so*")):
-        return Check("ascend", FAIL if chosen == "Ascend" else NOTE, "this MindSpore has no Ascend plugin",
-                     "pip install -r requirements.txt (MindSpore 2.10's wheel carries it)" if chosen == "Ascend" else "")
+        fix = "pip install -r requirements.txt (MindSpore 2.10's wheel carries it)" if chosen == "Ascend" else ""
+        return Check("ascend", FAIL if chosen == "Ascend" else NOTE, "this MindSpore has no Ascend plugin", fix)
     from .ascend import cann_version, cann_versions_supported, set_env_unset
     cann, supported = cann_version(), cann_versions_supported()
     devices, unset = len(glob.glob("/dev/davinci[0-9]*")), set_env_unset()
@@ -204,7 +204,7 @@ def check_training(chosen, output_dir):
     under ``output_dir``; their speed is not the real run's. On a GPU or NPU, the same steps on the CPU
     (another process, same seed: the same weights, batches and noise) must give the same losses."""
     from .config import TrainConfig
-    from .run_report import read_log
+    from .run_folder import read_log
     from .same_as_cpu import SAME_AS_CPU, TINY_RUN, differs_from_cpu
     from .training import train
     run = tempfile.mkdtemp(prefix=".doctor-", dir=output_dir)

@@ -10,13 +10,11 @@ ONNX wants (H, W), which onnxruntime refuses, so we rewrite that attribute with 
 """
 import argparse
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
 from .errors import ArgumentParser, UserError, cli, first_line
-from .files import finish_file, why_not_written
+from .files import written_whole
 
 
 def export_generator(generator, path, file_format="MINDIR", batch_size=64):
@@ -34,26 +32,14 @@ def export_generator(generator, path, file_format="MINDIR", batch_size=64):
     wanted = {"MINDIR": ".mindir", "ONNX": ".onnx"}[file_format]
     written = (base if ext.lower() == wanted else path) + wanted
     # MindSpore chmods what it exports into (the folder to 0700 for ONNX, an existing file before it
-    # replaces it), which fails in a shared folder the user does not own: it writes into a private
-    # folder beside the target, and the file is then moved into place with the user's file mode.
-    folder = os.path.dirname(os.path.abspath(written))
-    try:
-        os.makedirs(folder, exist_ok=True)
-        work = tempfile.mkdtemp(prefix=".export-", dir=folder)
-    except OSError as e:
-        raise UserError(f"could not write {written}: {why_not_written(e)}") from None
-    try:
-        ms.export(generator, z, file_name=os.path.join(work, "generator"), file_format=file_format)
-        exported = os.path.join(work, "generator" + wanted)
-        if not os.path.isfile(exported):
+    # replaces it), which fails in a shared folder the user does not own: written_whole's private
+    # folder takes it, and the file is then moved into place with the user's file mode.
+    with written_whole(written) as tmp:
+        ms.export(generator, z, file_name=os.path.splitext(tmp)[0], file_format=file_format)
+        if not os.path.isfile(tmp):
             raise UserError(f"MindSpore did not write {written}: see its messages above")
         if file_format == "ONNX":
-            _fix_onnx_conv_transpose(exported)
-        finish_file(exported, written)
-    except OSError as e:
-        raise UserError(f"could not write {written}: {why_not_written(e)}") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            _fix_onnx_conv_transpose(tmp)
     return written
 
 

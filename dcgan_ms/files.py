@@ -1,14 +1,17 @@
-"""Files written whole and owned as the user's other files: fsync, rename, fsync of the folder.
+"""Files written whole and owned as the user's other files: the one way the package writes a file.
 
-``finish_file`` gives a file written under a temporary name the mode the user's umask gives new files
-(MindSpore leaves what it writes read-only, 0400), puts it on disk and renames it into place, so that a
-power cut leaves either the old file or the new one. ``why_not_written`` turns the OSError of a failed
-write into its cause in words (permission, disk full, read-only file system), never a guess.
-``written_whole`` wraps a write (a picture, a page) in both.
+``written_whole(path)`` yields a path in a private folder made beside ``path`` (``mkdtemp``: 0700, a
+new name), where the writer (json, Pillow, matplotlib, MindSpore's checkpoint and export, the
+compiler) writes; ``finish_file`` then gives it the mode the user's umask gives new files (MindSpore
+leaves what it writes read-only, 0400), puts it on disk and renames it into place, so that a power
+cut leaves either the old file or the new one, and the folder goes with whatever else the writer left
+there. ``why_not_written`` turns the OSError of a failed write into its cause in words.
 """
 import contextlib
 import errno
 import os
+import shutil
+import tempfile
 
 from .errors import UserError
 
@@ -44,15 +47,6 @@ def finish_file(tmp, path, mode=None):
     fsync_path(os.path.dirname(os.path.abspath(path)))
 
 
-def remove_quietly(*paths):
-    """Remove each of ``paths`` that exists (what a failed write left behind)."""
-    for path in paths:
-        try:
-            os.remove(path)
-        except OSError:  # gone already, or the folder refuses: nothing more to do here
-            pass
-
-
 CAUSES = {
     errno.EACCES: "permission denied: choose a folder you can write",
     errno.EPERM: "permission denied: choose a folder you can write",
@@ -73,16 +67,22 @@ def why_not_written(error):
 
 
 @contextlib.contextmanager
-def written_whole(path):
-    """Write ``path`` whole or not at all: yields a temporary path beside it (same extension, for writers
-    that choose the format by it), then ``finish_file``s it into place. A write that fails (a full disk,
-    no permission) removes the temporary file and raises UserError naming ``path`` and the cause."""
+def written_whole(path, *, mode=None, what=None, failure=UserError, catch=(OSError,)):
+    """Write ``path`` whole or not at all (its folder made if need be): yields the path to write,
+    ``path``'s own name in a private folder beside it (for writers that choose the format by the
+    extension, or write files of their own beside it), then ``finish_file``s it into place with
+    ``mode`` (default: the user's file mode). A write that fails with one of ``catch`` removes the
+    folder and raises ``failure`` (UserError) as "could not write WHAT: the cause" (``what``: ``path``)."""
     folder, name = os.path.split(os.path.abspath(path))
-    stem, extension = os.path.splitext(name)
-    tmp = os.path.join(folder, f".{stem}.tmp-{os.getpid()}{extension}")
+    work = None
     try:
+        os.makedirs(folder, exist_ok=True)
+        work = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=folder)
+        tmp = os.path.join(work, name)
         yield tmp
-        finish_file(tmp, path)
-    except OSError as e:
-        remove_quietly(tmp)
-        raise UserError(f"could not write {path}: {why_not_written(e)}") from None
+        finish_file(tmp, path, mode)
+    except catch as e:
+        raise failure(f"could not write {what or path}: {why_not_written(e)}") from None
+    finally:
+        if work:
+            shutil.rmtree(work, ignore_errors=True)

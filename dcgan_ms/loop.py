@@ -6,6 +6,7 @@ what happened. Everything a run writes or shows is a callback (``callbacks/``), 
 file I/O; ``python -m dcgan_ms.train`` and the notebook run this same loop.
 """
 import dataclasses
+import enum
 import math
 import time
 
@@ -32,15 +33,36 @@ class Losses:
     batch_size: int = 0
 
 
-class StopTraining(Exception):
-    """Ends training early. ``reason``: "interrupted" (Ctrl-C or SIGTERM), "time limit"
-    (--max_minutes), "data error" (an image that cannot be read), "non-finite loss", "aborted" (a
-    second Ctrl-C). ``save``: whether the callbacks save what was done (never after a non-finite
-    loss, whose step is not kept)."""
+class Stop(enum.Enum):
+    """Why training ended before its last step. ``saves``: the callbacks save what was done (not after a
+    non-finite loss, whose step is not kept, nor an abort); ``clean``: the run ended as the user asked
+    (pictures made, exit 0 or 130), not on something to fix. ``AGREED`` below: the order in which the
+    ranks of a data-parallel run agree on them (``distributed.Agreement``)."""
+    NON_FINITE_LOSS = ("non-finite loss", False, False)
+    DATA_ERROR = ("data error", True, False)  # an image that cannot be read
+    INTERRUPTED = ("interrupted", True, True)  # Ctrl-C or SIGTERM
+    TIME_LIMIT = ("time limit", True, True)  # --max_minutes
+    ABORTED = ("aborted", False, False)  # a second Ctrl-C: at once
+    FAILED = ("failed", False, False)  # an exception (a bug, a full disk): the callbacks close their files
 
-    def __init__(self, reason, message="", save=True):
-        super().__init__(message or reason)
-        self.reason, self.message, self.save = reason, message, save
+    def __init__(self, words, saves, clean):
+        self.words, self.saves, self.clean = words, saves, clean
+
+
+# The stops a rank can ask for, most pressing first: the order of the ranks' all-reduce.
+AGREED = (Stop.NON_FINITE_LOSS, Stop.DATA_ERROR, Stop.INTERRUPTED, Stop.TIME_LIMIT)
+
+
+class StopTraining(Exception):
+    """Ends training early: ``reason`` a Stop, ``message`` what happened in words."""
+
+    def __init__(self, reason, message=""):
+        super().__init__(message or reason.words)
+        self.reason, self.message = reason, message
+
+    @property
+    def save(self):
+        return self.reason.saves
 
 
 class Alone:
@@ -150,9 +172,9 @@ def train_loop(train_step, data, *, total_steps, noise, position=None, callbacks
     except StopTraining as raised:  # Ctrl-C, an unreadable image, a non-finite loss
         stop = raised
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, save nothing more
-        stop = StopTraining("aborted", save=False)
+        stop = StopTraining(Stop.ABORTED)
     except BaseException:  # a bug or a full disk: let the callbacks close their files, then report it
-        callbacks.on_train_end(position, StopTraining("failed", save=False))
+        callbacks.on_train_end(position, StopTraining(Stop.FAILED))
         raise
     callbacks.on_train_end(position, stop)
     return stop
@@ -172,8 +194,8 @@ def train_epoch(train_step, batches, *, total_steps, position, noise, callbacks,
         g_loss, d_loss, d_real, d_fake = (float(v) for v in train_step(real_imgs, z, *instance_noise))
         losses = Losses(g_loss, d_loss, d_real, d_fake, time.perf_counter() - start, real_imgs.shape[0])
         if not (math.isfinite(g_loss) and math.isfinite(d_loss)):  # this step is neither logged nor saved
-            agreement.request(StopTraining("non-finite loss", f"losses became non-finite at step {position.step + 1} "
-                                           f"(G {g_loss}, D {d_loss})", save=False))
+            agreement.request(StopTraining(Stop.NON_FINITE_LOSS, f"losses became non-finite at step "
+                                           f"{position.step + 1} (G {g_loss}, D {d_loss})"))
         last = position.step + 1 >= total_steps
         upcoming = None if last else next_batch(batches, agreement)
         stop = agreement.combine()
@@ -193,5 +215,5 @@ def next_batch(batches, agreement):
     except StopIteration:
         return None
     except DataError as e:
-        agreement.request(StopTraining("data error", str(e)))
+        agreement.request(StopTraining(Stop.DATA_ERROR, str(e)))
         return None

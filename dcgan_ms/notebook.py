@@ -5,7 +5,6 @@ the notebook's words (the cell to run first, the variable to set) instead of tra
 
 Imports no MindSpore: ``one_line_errors`` runs in the first code cell, before MindSpore is imported.
 """
-import glob
 import inspect
 import os
 import re
@@ -94,7 +93,8 @@ def check_built_together(generator, discriminator, optimizer_g, optimizer_d, tra
         raise UserError("the networks were built again after their optimizers: run \"Loss and optimizers\" and "
                         "\"The train step\" again, then this cell (it starts a new run)")
     step = inspect.unwrap(train_step)  # ms.jit's wrapper keeps the function it compiles as __wrapped__
-    names, values = getattr(getattr(step, "__code__", None), "co_freevars", ()), getattr(step, "__closure__", None) or ()
+    names = getattr(getattr(step, "__code__", None), "co_freevars", ())
+    values = getattr(step, "__closure__", None) or ()
     built_with = {name: cell.cell_contents for name, cell in zip(names, values)  # what make_train_step closed over
                   if name in ("optimizer_g", "optimizer_d")}
     if built_with.get("optimizer_g", optimizer_g) is not optimizer_g or \
@@ -111,18 +111,13 @@ class NotebookRun:
 
     def __init__(self, output_dir, generator, discriminator):
         from .loop import Position
-        from .resume import state_paths
-        from .session import OLD_RUN_FILES, lock_run_folder, prepare_output
-        if state_paths(output_dir):  # the notebook writes no resume checkpoints: a command-line run's folder
+        from . import run_folder
+        if run_folder.state_paths(output_dir):  # the notebook writes no resume checkpoints: a command-line run's folder
             raise UserError(f"{output_dir} holds a command-line training run (resume checkpoints in "
                             f"{output_dir}/checkpoints): pass another --output_dir")
-        prepare_output(output_dir)
-        lock_run_folder(output_dir)  # a command-line run in this folder is refused now, and the other way round
-        old = glob.glob(os.path.join(glob.escape(output_dir), "samples", "epoch_*.png"))
-        old += [os.path.join(output_dir, name) for name in OLD_RUN_FILES]
-        for path in old:
-            if os.path.exists(path):
-                os.remove(path)
+        run_folder.prepare(output_dir)
+        run_folder.lock(output_dir)  # a command-line run in this folder is refused now, and the other way round
+        run_folder.remove_old_run(run_folder.old_run_files(output_dir), "the notebook")
         self.output_dir, self.networks = output_dir, (generator, discriminator)
         self.position, self.planned, self.more = Position(), 0, 0
 
@@ -142,9 +137,10 @@ class NotebookRun:
 
     def said(self, stop):
         """What the training cell prints when it ends: how to go on."""
+        from .loop import Stop
         if stop is None:
             return f"{self.position.step} steps in all: run this cell again to train {self.more} more (the same run)"
-        if stop.reason == "interrupted":
+        if stop.reason is Stop.INTERRUPTED:
             return (f"stopped after step {self.position.step}, everything saved: run this cell again to continue to "
                     f"step {self.planned}")
-        return f"stopped: {stop.message or stop.reason}"
+        return f"stopped: {stop.message or stop.reason.words}"

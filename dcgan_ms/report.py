@@ -1,9 +1,9 @@
 """``python -m dcgan_ms.report RUN``: write report.html for a run folder, finished or not (the page itself:
-``run_report.py``)."""
+``report_page.py``)."""
 import sys
 
 from .errors import ArgumentParser, cli
-from .run_report import write_report
+from .report_page import write_report
 
 
 def build_parser():

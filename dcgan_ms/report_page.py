@@ -1,7 +1,7 @@
 """report.html: one self-contained page of a run, worth handing in.
 
-Every run writes it into its output folder when training ends (rank 0, ``callbacks.RunReport``);
-``python -m dcgan_ms.report RUN`` (report.py) rebuilds it for any run folder, finished or not. The page
+Every run writes it into its output folder when training ends (rank 0, ``callbacks.ReportPage``);
+``python -m dcgan_ms.report RUN`` (report.py, the command) rebuilds it for any run folder, finished or not. The page
 has no outside link: its pictures are inline. It shows the run's state and fingerprint (SHA-256 of
 generator.ckpt and config.json, which a teacher can check with ``sha256sum``), the grid of G(fixed
 noise) after each epoch as a timeline to step through, the losses and D's outputs (smoothed over the
@@ -11,75 +11,20 @@ its steps took.
 """
 import base64
 import csv
-import glob
 import hashlib
 import html
 import io
 import json
 import os
-import platform
-import socket
 import time
 
+from . import run_folder
 from .errors import UserError
 from .files import written_whole
+from .run_folder import CONFIG, ENVIRONMENT, GENERATOR, REPORT, SCORES, read_json
 
-ENVIRONMENT = "environment.json"
-SCORES = "report_scores.json"
-REPORT = "report.html"
 SCORE_IMAGES = 256  # images a side for the final SWD and diversity (fewer when the set is smaller)
 MAX_FRAMES = 60  # epoch grids on the timeline; a longer run shows that many, evenly spaced, and its last
-
-
-def environment(device_target, devices):
-    """What a run records of where it ran: versions, platform, CPU, host, devices, start time."""
-    import mindspore as ms
-    import numpy as np
-    from .runtime import cpu_flags
-    model = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor())
-    flags = sorted({"avx2", "avx512f", "avx512_bf16", "amx_bf16"} & set(cpu_flags()))
-    return {"python": platform.python_version(), "mindspore": ms.__version__, "numpy": np.__version__,
-            "platform": platform.platform(), "cpu": model, "cpu_flags": flags, "cores": os.cpu_count(),
-            "host": socket.gethostname(), "device_target": device_target, "devices": devices,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
-
-
-def _read_lines(path):
-    try:
-        with open(path) as f:
-            return f.readlines()
-    except OSError:
-        return []
-
-
-def record_environment(output_dir, device_target, devices):
-    """environment.json in ``output_dir``: this process's ``environment``; a resumed run adds its own
-    to the list, so the report shows every machine the run trained on."""
-    path = os.path.join(output_dir, ENVIRONMENT)
-    sessions = read_json(path) or []
-    with written_whole(path) as tmp, open(tmp, "w") as f:
-        json.dump(sessions + [environment(device_target, devices)], f, indent=1)
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def read_log(run):
-    """The run's log (log.csv, or rank 0's of a data-parallel run) as column -> list of floats."""
-    from .callbacks import LOG_FIELDS
-    for name in ("log.csv", "log_rank0.csv"):
-        path = os.path.join(run, name)
-        if os.path.isfile(path):
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if r.get("img_per_s")]
-            return {k: [float(r[k]) for r in rows] for k in LOG_FIELDS}
-    return None
 
 
 def sha256(path):
@@ -94,7 +39,7 @@ def final_scores(run, config):
     """SWD x1e3 and diversity of the run's generator.ckpt against its own images (at most SCORE_IMAGES a
     side), computed once per checkpoint (report_scores.json); None when there is no checkpoint or the
     images are gone."""
-    ckpt = os.path.join(run, "generator.ckpt")
+    ckpt = os.path.join(run, GENERATOR)
     if not os.path.isfile(ckpt):
         return None
     key = sha256(ckpt)
@@ -119,15 +64,14 @@ def final_scores(run, config):
     scores = {"generator_sha256": key, "num": num, "swd_x1e3": result["mean"],
               "swd_x1e3_per_level": {str(k): v for k, v in result["levels"].items()},
               "diversity": diversity(real, fake)}
-    with written_whole(os.path.join(run, SCORES)) as tmp, open(tmp, "w") as f:
-        json.dump(scores, f, indent=1)
+    run_folder.write_json(os.path.join(run, SCORES), scores, indent=1)
     return scores
 
 
 def timeline_frames(run):
     """(epoch name, JPEG data URI) of the epoch grids, at most MAX_FRAMES of them, the last included."""
     from PIL import Image
-    paths = sorted(glob.glob(os.path.join(run, "samples", "epoch_*.png")))
+    paths = run_folder.grid_paths(run)
     if len(paths) > MAX_FRAMES:
         paths = [paths[i * (len(paths) - 1) // (MAX_FRAMES - 1)] for i in range(MAX_FRAMES)]
     frames = []
@@ -146,7 +90,7 @@ def loss_plot(log, run):
     """The losses and D's outputs (with the SWD over epochs when swd.csv has any) as a PNG data URI."""
     from . import plots
     swd_log = None
-    path = os.path.join(run, "swd.csv")
+    path = os.path.join(run, run_folder.SWD_LOG)
     if os.path.isfile(path):
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -221,11 +165,11 @@ def render(run, *, config, log, frames, plot, scores, environments, fingerprint)
 
 def write_report(run, out=None, score=True):
     """Write ``out`` (default RUN/report.html) for the run folder ``run``; returns its path."""
-    config = read_json(os.path.join(run, "config.json"))
+    config = run_folder.read_config(run)
     if config is None:
         raise UserError(f"{run} holds no config.json: pass the --output_dir of a training run")
-    log = read_log(run)
-    fingerprint = {name: sha256(os.path.join(run, name)) for name in ("generator.ckpt", "config.json")
+    log = run_folder.read_log(run)
+    fingerprint = {name: sha256(os.path.join(run, name)) for name in (GENERATOR, CONFIG)
                    if os.path.isfile(os.path.join(run, name))}
     page = render(run, config=config, log=log, frames=timeline_frames(run), plot=loss_plot(log, run) if log else None,
                   scores=final_scores(run, config) if score else None,

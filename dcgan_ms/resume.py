@@ -10,32 +10,21 @@ reads back whole, naming each damaged one it skips.
 """
 import json
 import os
-import re
 
 import mindspore as ms
 
 from . import checkpoint
 from .errors import UserError, first_line
+from .run_folder import CHECKPOINTS, checkpoint_path, checkpoint_step, state_paths
 
-CHECKPOINT_DIR = "checkpoints"
-_NAME = re.compile(r"^step_(\d+)\.ckpt$")
 _SCALARS = ("step", "epoch", "step_in_epoch")
 _JSON = ("config",)
-
-
-def state_paths(output_dir):
-    """The run's resume checkpoints, newest (highest step) first."""
-    folder = os.path.join(output_dir, CHECKPOINT_DIR)
-    if not os.path.isdir(folder):
-        return []
-    found = [(int(m.group(1)), name) for name in os.listdir(folder) if (m := _NAME.match(name))]
-    return [os.path.join(folder, name) for _, name in sorted(found, reverse=True)]
 
 
 def newest_step(output_dir):
     """The step of the run's newest resume checkpoint (by its name), 0 if there is none."""
     paths = state_paths(output_dir)
-    return int(_NAME.match(os.path.basename(paths[0])).group(1)) if paths else 0
+    return checkpoint_step(paths[0]) if paths else 0
 
 
 def save_state(output_dir, cells, fixed_noise, keep, **scalars_and_json):
@@ -50,9 +39,9 @@ def save_state(output_dir, cells, fixed_noise, keep, **scalars_and_json):
     save_obj.append({"name": "fixed_noise", "data": ms.Tensor(fixed_noise)})
     append = {k: int(scalars_and_json[k]) for k in _SCALARS}
     append.update({k: json.dumps(scalars_and_json[k]) for k in _JSON})
-    folder = os.path.join(output_dir, CHECKPOINT_DIR)
-    os.makedirs(folder, exist_ok=True)
-    path = checkpoint.save(save_obj, os.path.join(folder, f"step_{append['step']:07d}.ckpt"),
+    path = checkpoint_path(output_dir, append["step"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    path = checkpoint.save(save_obj, path,
                            append_dict=append, crc_check=True)
     for old in state_paths(output_dir)[keep:]:
         os.remove(old)
@@ -95,7 +84,7 @@ def latest_state(output_dir, warn=print):
         except UserError as e:
             warn(f"warning: {e}; falling back to the previous checkpoint")
     if paths:
-        raise UserError(f"no readable resume checkpoint in {os.path.join(output_dir, CHECKPOINT_DIR)} "
+        raise UserError(f"no readable resume checkpoint in {os.path.join(output_dir, CHECKPOINTS)} "
                         f"({len(paths)} damaged): start a new run")
-    raise UserError(f"no resume checkpoint in {os.path.join(output_dir, CHECKPOINT_DIR)}: pass the "
+    raise UserError(f"no resume checkpoint in {os.path.join(output_dir, CHECKPOINTS)}: pass the "
                     "--output_dir of a run to continue, or start a new run without --resume")

@@ -1,8 +1,11 @@
-"""Choosing the device and seeding every random source, shared by the command lines."""
+"""Choosing the device, seeding every random source, and what a run records of the machine (``environment``)."""
 import atexit
 import os
+import platform
 import random
+import socket
 import sys
+import time
 
 import mindspore as ms
 import mindspore.dataset as ds
@@ -75,6 +78,25 @@ def set_device(device_target, device_id=None):
 
 
 ONEDNN_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN's documented dispatch limit, new and old name
+
+
+def environment(device_target, devices):
+    """What a run records of where it ran (environment.json): versions, platform, CPU, host, devices, start."""
+    model = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
+                  if line.startswith("model name")), platform.processor())
+    flags = sorted({"avx2", "avx512f", "avx512_bf16", "amx_bf16"} & set(cpu_flags()))
+    return {"python": platform.python_version(), "mindspore": ms.__version__, "numpy": np.__version__,
+            "platform": platform.platform(), "cpu": model, "cpu_flags": flags, "cores": os.cpu_count(),
+            "host": socket.gethostname(), "device_target": device_target, "devices": devices,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+
+
+def _read_lines(path):
+    try:
+        with open(path) as f:
+            return f.readlines()
+    except OSError:
+        return []
 
 
 def cpu_flags():

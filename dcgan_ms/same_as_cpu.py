@@ -16,7 +16,7 @@ SAME_AS_CPU = 0.02
 def differs_from_cpu(log, folder):
     """Where ``log`` (a tiny run's, column -> values) differs from the same run on the CPU, trained in a
     process of its own into ``folder``; None when every loss lies within SAME_AS_CPU."""
-    from .run_report import read_log
+    from .run_folder import read_log
     flags = [f"--{name}" if value is True else f"--{name}={value}" for name, value in TINY_RUN.items()]
     proc = subprocess.run([sys.executable, "-m", "dcgan_ms.train", *flags, "--device_target=CPU",
                            f"--output_dir={folder}"], capture_output=True, text=True)

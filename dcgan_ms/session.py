@@ -8,34 +8,24 @@ operator run (MindSpore's documented order, needed on Ascend); a rank that canno
 rank with one line (``distributed.agree_to_start``).
 """
 import dataclasses
-import fcntl
-import glob
-import json
 import math
 import os
-import socket
 import sys
-import tempfile
 from typing import Optional
 
 import numpy as np
 
 from . import config as config_module
-from . import resume
+from . import resume, run_folder
 from .checkpoint import restore
 from .config import TrainConfig
 from .errors import UserError
-from .files import why_not_written
 from .kernels import noise_source
 from .loop import Alone, Position
 from .models import NC
-from .run_report import REPORT, SCORES
 
 GRID_SIZE = 64  # images in each progress grid (8 x 8)
 NOISE_GENERATORS = {"compiled": "compiled kernels' generator", "numpy": "NumPy generator (no C++ compiler)"}
-# A run's files at the end (pictures.py, saving.py, run_report.py), which --overwrite removes with its
-# checkpoints and grids; its log and config a new run writes anew from its start.
-OLD_RUN_FILES = ("generator.ckpt", "discriminator.ckpt", "progress.gif", "losses.png", REPORT, SCORES)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -97,48 +87,12 @@ def resolve_data_root(config):
     return config.data_root
 
 
-def prepare_output(output_dir):
-    """Make the output folder and check that it takes a file (under a name of this process's own, as
-    every rank of a data-parallel run checks at once)."""
-    try:
-        os.makedirs(os.path.join(output_dir, "samples"), exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write_test."):
-            pass
-    except OSError as e:
-        raise UserError(f"cannot write to output folder {output_dir} ({e.strerror or e}): "
-                        "pass a writable --output_dir") from None
-
-
-LOCK_NAME = ".lock"  # in the output folder: held by the training run that writes there
-_HELD = {}  # real path of a run folder -> this process's open, locked descriptor of its lock file
-
-
-def lock_run_folder(output_dir):
-    """Hold the run folder's lock for as long as this process lives (taking it again is a no-op): a second
-    trainer in the same folder would rotate the first one's checkpoints away, so it is refused, naming
-    the first. The lock dies with its process, however it dies: a killed run's lock is no obstacle."""
-    key = os.path.realpath(output_dir)
-    if key in _HELD:
-        return
-    fd = os.open(os.path.join(output_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        owner = os.read(fd, 200).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise UserError(f"{output_dir} is in use by another training run ({owner}): wait for it to end, or pass "
-                        "another --output_dir") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"process {os.getpid()} on {socket.gethostname()}".encode())
-    _HELD[key] = fd
-
-
 def read_resume_state(config):
     """(config, state): with --resume, the checkpoint and the run's own flags; else (config, None).
     A new run refuses a folder that holds a run's checkpoints unless --overwrite."""
     out = config.output_dir
     if not config.resume:
-        if resume.state_paths(out) and not config.overwrite:
+        if run_folder.state_paths(out) and not config.overwrite:
             raise UserError(f"{out} already holds a training run (resume checkpoints in {out}/checkpoints): pass "
                             "--resume to continue it, --overwrite to start over, or another --output_dir")
         return config, None
@@ -208,14 +162,7 @@ def replacing_the_old_run(session):
     one that succeeds leaves nothing of the old run to be taken for its own (its report's timeline shows
     every grid in samples/)."""
     if session.lead and session.config.overwrite and session.resumed_from is None:
-        out = session.config.output_dir
-        old = resume.state_paths(out) + glob.glob(os.path.join(glob.escape(out), "samples", "epoch_*.png"))
-        old += [path for path in (os.path.join(out, name) for name in OLD_RUN_FILES) if os.path.exists(path)]
-        for path in old:
-            try:
-                os.remove(path)
-            except OSError as e:
-                raise UserError(f"--overwrite could not remove the old run's {path}: {why_not_written(e)}") from None
+        run_folder.remove_old_run(run_folder.old_run_files(session.config.output_dir), "--overwrite")
     return session
 
 
@@ -253,9 +200,9 @@ def build_session(config, state, data_root, *, rank, devices):
         raise UserError(f"the run in {config.output_dir} trained on {state['config']['devices']} device(s), this one "
                         f"has {devices}: resume it with the same number of devices")
     data_root = data_root or resolve_data_root(config)
-    prepare_output(config.output_dir)
+    run_folder.prepare(config.output_dir)
     if rank == 0:  # before this run writes anything there
-        lock_run_folder(config.output_dir)
+        run_folder.lock(config.output_dir)
     set_seed(config.seed)  # the same on every rank: same initial weights
     data = TrainingData(data_root, batch_size=config.batch_size, num_parallel_workers=config.num_workers,
                         pixel_range=config.pixels, background=config.background, resize=config.resize,
@@ -285,9 +232,7 @@ def build_session(config, state, data_root, *, rank, devices):
 def write_run_files(session):
     """fixed_noise.npy and config.json, and the opening lines on stderr."""
     c, out = session.config, session.config.output_dir
-    np.save(os.path.join(out, "fixed_noise.npy"), session.fixed_noise)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(session.record, f, indent=2)
+    run_folder.write_start(out, record=session.record, fixed_noise=session.fixed_noise)
     many = session.devices > 1
     print(f"training on {c.device_target} ({c.mode} mode{f', {session.devices} devices' if many else ''}): "
           f"{session.data_root}, {session.steps_per_epoch} steps of {c.batch_size}{' per device' if many else ''} "

@@ -13,11 +13,10 @@ import sys
 import time
 
 from . import callbacks as cb
-from . import resume
+from . import resume, run_folder
 from .errors import UserError
-from .loop import train_loop
+from .loop import Stop, train_loop
 from .noise import StepNoise
-from .run_report import record_environment
 from .session import setup
 
 
@@ -25,7 +24,7 @@ def standard_callbacks(s):
     """The callbacks of ``python -m dcgan_ms.train`` for Session ``s``, in the order they are told."""
     c, out = s.config, s.config.output_dir
     resume_step = s.position.step if s.resumed_from else None
-    log_path = os.path.join(out, f"log_rank{s.rank}.csv" if c.distributed else "log.csv")
+    log_path = os.path.join(out, run_folder.log_name(s.rank if c.distributed else None))
     before_save = None
     if c.distributed:
         from .distributed import average_running_stats
@@ -36,20 +35,20 @@ def standard_callbacks(s):
                                             keep=c.keep_checkpoints, save_every=c.save_every,
                                             save_minutes=c.save_minutes, write=s.lead, before_save=before_save,
                                             clock=s.agreement.clock)]
-    swd = cb.SWDTracker(os.path.join(out, "swd.csv"), s.shown_generator, data_root=s.data_root, every=c.swd_every,
-                        total_steps=s.total_steps, num=c.swd_num, seed=c.seed, pixel_range=c.pixels,
+    swd = cb.SWDTracker(os.path.join(out, run_folder.SWD_LOG), s.shown_generator, data_root=s.data_root,
+                        every=c.swd_every, total_steps=s.total_steps, num=c.swd_num, seed=c.seed, pixel_range=c.pixels,
                         background=c.background, resize=c.resize, resume_step=resume_step)
     lead_only = [swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
                  cb.ProgressGrids(out, s.shown_generator, s.fixed_noise),
                  cb.LossPlot(out, log, swd),
-                 cb.RunReport(out),
+                 cb.ReportPage(out),
                  cb.Progress(s.total_steps, s.steps_per_epoch, output_dir=out, devices=s.devices,
                              bar=not c.no_progress)]
     callbacks = every_rank + (lead_only if s.lead else [])
     if c.max_minutes:
         callbacks.append(cb.TimeLimit(c.max_minutes, out, clock=s.agreement.clock))
     if c.distributed:
-        callbacks.append(cb.RankReport(out, rank=s.rank, devices=s.devices, nets=s.networks, writers=list(callbacks)))
+        callbacks.append(cb.RankSummary(out, rank=s.rank, devices=s.devices, nets=s.networks, writers=list(callbacks)))
     return callbacks + [cb.StopOnSignal()]
 
 
@@ -71,13 +70,14 @@ def train(config, data_root=None, callbacks=None):
                   "--epochs or --max_steps to train it further", file=sys.stderr)
         return outcome(s, None, 0.0)
     if s.lead:  # where this session ran, for report.html
-        record_environment(out, s.config.device_target, s.devices)
+        from .runtime import environment
+        run_folder.record_environment(out, environment(s.config.device_target, s.devices))
     started = time.time()
     stop = train_loop(s.train_step, s.data, total_steps=s.total_steps, noise=step_noise(s), position=s.position,
                       callbacks=standard_callbacks(s) if callbacks is None else callbacks, agreement=s.agreement)
-    if stop is None or stop.reason != "aborted":  # every rank stopped after the same step and saved
+    if stop is None or stop.reason is not Stop.ABORTED:  # every rank stopped after the same step and saved
         s.agreement.finish()
-    if stop is not None and stop.reason not in ("interrupted", "time limit"):
+    if stop is not None and not stop.reason.clean:
         raise UserError(stop_message(stop, s.position.step, out))
     return outcome(s, stop, time.time() - started)
 
@@ -86,17 +86,17 @@ def outcome(s, stop, seconds):
     p = s.position
     return {"output_dir": s.config.output_dir, "steps": p.step, "epochs": p.epoch if p.step_in_epoch else p.epoch - 1,
             "seconds": seconds, "rank": s.rank, "devices": s.devices,
-            "interrupted": stop is not None and stop.reason == "interrupted"}
+            "interrupted": stop is not None and stop.reason is Stop.INTERRUPTED}
 
 
 def stop_message(stop, step, out):
     """The one line for a run that stopped on something to fix, saying what is kept and what to do."""
     saved = resume.newest_step(out)
     again = f"continue with --resume --output_dir {out}" if saved else "run again"  # no checkpoint: nothing to resume
-    if stop.reason == "data error":
+    if stop.reason is Stop.DATA_ERROR:
         return (f"{stop.message}: remove or replace that file and {again}"
                 + (f" (the checkpoints hold the {saved} steps done)" if saved else ""))
-    if stop.reason == "non-finite loss":
+    if stop.reason is Stop.NON_FINITE_LOSS:
         kept = (f"the newest checkpoint in {out}/checkpoints, from step {saved}, is kept" if saved
                 else "no checkpoint had been written yet")
         return f"{stop.message}; training stopped and {kept}: try a lower --lr"

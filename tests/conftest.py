@@ -187,7 +187,7 @@ class Recorder(Callback):
         self.events.append(("epoch", position.step, position.epoch))
 
     def on_train_end(self, position, stop):
-        self.events.append(("end", position.step, stop.reason if stop else None))
+        self.events.append(("end", position.step, stop.reason.words if stop else None))
 
 
 class FakeStep:

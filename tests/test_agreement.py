@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from dcgan_ms import distributed
-from dcgan_ms.distributed import AGREED_STOPS, Agreement, agree_to_start
+from dcgan_ms.distributed import Agreement, agree_to_start
 from dcgan_ms.errors import UserError
-from dcgan_ms.loop import StopTraining, train_loop
+from dcgan_ms.loop import AGREED, Stop, StopTraining, train_loop
 from conftest import FakeStep, Recorder, noise
 
 
@@ -20,29 +20,29 @@ class OtherRank:
     def __call__(self, word):
         other = np.zeros_like(word)
         self.calls += 1
-        if self.reason is not None and self.calls > self.at and len(word) == 2 * len(AGREED_STOPS) + 1:
-            i = list(AGREED_STOPS).index(self.reason)
+        if self.reason is not None and self.calls > self.at and len(word) == 2 * len(AGREED) + 1:
+            i = AGREED.index(self.reason)
             other[2 * i:2 * i + 2] = 1, 1  # one rank asks: rank 1
         return np.asarray(word, np.float32) + other
 
 
 def test_a_stop_asked_on_another_rank_is_this_ranks_stop_too(monkeypatch):
-    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("data error"))
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank(Stop.DATA_ERROR))
     agreement = Agreement(rank=0, devices=2)
     stop = agreement.combine()
-    assert (stop.reason, stop.save) == ("data error", True)
+    assert (stop.reason, stop.save) == (Stop.DATA_ERROR, True)
     assert stop.message == "rank 1 could not decode an image of its shard (its log names the file)"
 
 
 def test_the_most_pressing_stop_wins_and_a_rank_keeps_its_own_message(monkeypatch):
-    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("interrupted"))
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank(Stop.INTERRUPTED))
     agreement = Agreement(rank=0, devices=2)
-    own = StopTraining("non-finite loss", "losses became non-finite at step 7 (G nan, D 0.5)", save=False)
+    own = StopTraining(Stop.NON_FINITE_LOSS, "losses became non-finite at step 7 (G nan, D 0.5)")
     agreement.request(own)
     assert agreement.combine() is own
-    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("non-finite loss"))
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank(Stop.NON_FINITE_LOSS))
     stop = Agreement(rank=0, devices=2).combine()
-    assert (stop.reason, stop.save, stop.message) == ("non-finite loss", False, "losses became non-finite on rank 1")
+    assert (stop.reason, stop.save, stop.message) == (Stop.NON_FINITE_LOSS, False, "losses became non-finite on rank 1")
 
 
 def test_the_clock_is_rank_0s_on_every_rank(monkeypatch):
@@ -55,11 +55,11 @@ def test_the_clock_is_rank_0s_on_every_rank(monkeypatch):
 
 
 def test_every_rank_stops_after_the_step_where_another_rank_asked(monkeypatch, dataset):
-    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank("interrupted", at=2))  # 1 call at start, 1 a step
+    monkeypatch.setattr(distributed, "sum_over_devices", OtherRank(Stop.INTERRUPTED, at=2))  # 1 call at start, 1 a step
     recorder = Recorder()
     stop = train_loop(FakeStep(), dataset, total_steps=9, noise=noise(), callbacks=[recorder],
                       agreement=Agreement(rank=0, devices=2))
-    assert stop.reason == "interrupted" and stop.save
+    assert stop.reason is Stop.INTERRUPTED and stop.save
     assert [e[1] for e in recorder.events if e[0] == "step"] == [1, 2]  # step 2 ran, and was told, everywhere
     assert recorder.events[-1] == ("end", 2, "interrupted")
 
@@ -73,12 +73,12 @@ def test_a_callbacks_stop_waits_for_the_next_agreement(monkeypatch, dataset):
         def on_step_end(self, position, losses, real_imgs):
             super().on_step_end(position, losses, real_imgs)
             if position.step == 2:
-                raise StopTraining("interrupted")
+                raise StopTraining(Stop.INTERRUPTED)
 
     recorder = StopAt2()
     stop = train_loop(FakeStep(), dataset, total_steps=9, noise=noise(), callbacks=[recorder],
                       agreement=Agreement(rank=1, devices=2))
-    assert stop.reason == "interrupted" and recorder.events[-1] == ("end", 3, "interrupted")
+    assert stop.reason is Stop.INTERRUPTED and recorder.events[-1] == ("end", 3, "interrupted")
 
 
 def test_a_rank_that_cannot_start_stops_every_rank(monkeypatch):

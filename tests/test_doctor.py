@@ -128,7 +128,7 @@ def test_the_device_check_compares_the_tiny_run_with_the_same_steps_on_the_cpu(t
     """What doctor --device_target GPU (or Ascend) does after its tiny run, tried where both sides are the
     CPU: the same flags in two processes give the same losses (the premise: same weights, batches and
     noise), and a loss moved past the tolerance is named."""
-    from dcgan_ms.run_report import read_log
+    from dcgan_ms.run_folder import read_log
     flags = [f"--{name}" if value is True else f"--{name}={value}" for name, value in same_as_cpu.TINY_RUN.items()]
     proc = run_cli("dcgan_ms.train", *flags, "--device_target=CPU", f"--output_dir={tmp_path / 'device'}")
     assert proc.returncode == 0, proc.stderr

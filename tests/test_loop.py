@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, FakeStep, Recorder, noise
-from dcgan_ms.loop import Callback, Position, StopTraining, train_loop
+from dcgan_ms.loop import Callback, Position, Stop, StopTraining, train_loop
 
 
 def test_steps_epochs_and_the_end_are_told_in_order(dataset):
@@ -55,11 +55,11 @@ def test_a_callback_stops_training_and_every_callback_hears_why(dataset):
     class StopAtTwo(Callback):
         def on_step_end(self, position, losses, real_imgs):
             if position.step == 2:
-                raise StopTraining("interrupted")
+                raise StopTraining(Stop.INTERRUPTED)
 
     recorder = Recorder()
     stop = train_loop(FakeStep(), dataset, total_steps=9, noise=noise(), callbacks=[recorder, StopAtTwo()])
-    assert stop.reason == "interrupted" and stop.save
+    assert stop.reason is Stop.INTERRUPTED and stop.save
     assert [e[0] for e in recorder.events] == ["begin", "step", "step", "end"]
     assert recorder.events[-1] == ("end", 2, "interrupted")
 
@@ -67,7 +67,7 @@ def test_a_callback_stops_training_and_every_callback_hears_why(dataset):
 def test_a_non_finite_loss_stops_before_the_step_is_counted(dataset):
     recorder = Recorder()
     stop = train_loop(FakeStep(bad_at=4), dataset, total_steps=9, noise=noise(), callbacks=[recorder])
-    assert stop.reason == "non-finite loss" and not stop.save
+    assert stop.reason is Stop.NON_FINITE_LOSS and not stop.save
     assert stop.message.startswith("losses became non-finite at step 4 (G nan, D 0.6)")
     assert recorder.events[-1] == ("end", 3, "non-finite loss")
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import copy_sample_images, run_cli
-from dcgan_ms import resume
+from dcgan_ms import resume, run_folder
 from dcgan_ms.checkpoint import restore
 from dcgan_ms.errors import UserError
 from dcgan_ms.loop import Callback
@@ -60,7 +60,7 @@ def signal_when_logged(run, out, step, signum, timeout=300):
 
 
 def checkpoint_steps(out):
-    return sorted(int(os.path.basename(p)[5:12]) for p in resume.state_paths(str(out)))
+    return sorted(int(os.path.basename(p)[5:12]) for p in run_folder.state_paths(str(out)))
 
 
 # The quickstart's knobs too: the instance noise fades over steps the kill falls among.
@@ -84,7 +84,7 @@ def test_kill_9_mid_epoch_then_resume_continues_the_same_run(tmp_path, images):
     logged = [int(r["step"]) for r in read_log(out) if r["step"].isdigit()]
     assert STEPS_PER_EPOCH < logged[-1] < 2 * STEPS_PER_EPOCH, f"not killed mid-epoch 2: at step {logged[-1]}"
     kept = checkpoint_steps(out)
-    for path in resume.state_paths(str(out)):  # every checkpoint a kill -9 left behind is whole
+    for path in run_folder.state_paths(str(out)):  # every checkpoint a kill -9 left behind is whole
         resume.read_state(path)
     last = kept[-1]
     assert logged[-1] - last <= 2, "the kill lost more than the steps since the last checkpoint"
@@ -121,8 +121,8 @@ def test_damaged_checkpoints_are_named_and_resume_falls_back(tmp_path, images):
     assert proc.returncode == 0, proc.stderr
     assert checkpoint_steps(out) == [4, 5, 6]  # the newest --keep_checkpoints
     first_run = losses(read_log(out))
-    corrupt(resume.state_paths(str(out))[0], "truncate")  # step 6
-    corrupt(resume.state_paths(str(out))[1], "flip")  # step 5: only the CRC can tell
+    corrupt(run_folder.state_paths(str(out))[0], "truncate")  # step 6
+    corrupt(run_folder.state_paths(str(out))[1], "flip")  # step 5: only the CRC can tell
 
     proc = run_cli("dcgan_ms.train", "--resume", "--output_dir", str(out), "--no_progress")
     assert proc.returncode == 0, proc.stderr
@@ -133,8 +133,8 @@ def test_damaged_checkpoints_are_named_and_resume_falls_back(tmp_path, images):
     assert f"resuming from {out}/checkpoints/step_0000004.ckpt: step 4" in proc.stderr
     assert losses(read_log(out)) == first_run  # steps 5 and 6 done again, logged once
 
-    corrupt(resume.state_paths(str(out))[0], "flip")  # naming a damaged checkpoint is an error, not a fallback
-    proc = run_cli("dcgan_ms.train", "--resume", resume.state_paths(str(out))[0], "--no_progress")
+    corrupt(run_folder.state_paths(str(out))[0], "flip")  # naming a damaged checkpoint is an error, not a fallback
+    proc = run_cli("dcgan_ms.train", "--resume", run_folder.state_paths(str(out))[0], "--no_progress")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(f"error: resume checkpoint {out}/checkpoints/step_")
 
@@ -309,9 +309,9 @@ def test_a_disk_that_fills_while_a_weight_file_or_picture_is_written_is_one_line
 
     def failing(real, path_of):  # real(...), unless it writes the file chosen to meet the full disk
         def write(*args, **kwargs):
-            path = os.path.basename(str(path_of(*args, **kwargs)))
-            if path in (f".{target}.tmp.ckpt",) or (path.startswith(f".{stem}.tmp-") and path.endswith(extension)):
-                half_written_then_disk_full(os.path.join(os.path.dirname(str(path_of(*args, **kwargs))), path))
+            path = str(path_of(*args, **kwargs))  # written_whole's: .NAME.tmp-XXXX/NAME beside the target
+            if os.path.basename(os.path.dirname(path)).startswith(f".{target}.tmp-"):
+                half_written_then_disk_full(path)
             return real(*args, **kwargs)
         return write
 
@@ -359,7 +359,7 @@ def test_an_edited_flag_in_a_checkpoint_is_checked_as_the_command_line_checks_it
     import json
     out = tmp_path / "run"
     assert run_cli(*flags(images, out, "--max_steps", "2")).returncode == 0
-    path = resume.state_paths(str(out))[0]
+    path = run_folder.state_paths(str(out))[0]
     state = resume.read_state(path)
     state["config"]["keep_checkpoints"] = 0
     ms.save_checkpoint([{"name": name, "data": p} for name, p in state["params"].items()] +
@@ -372,7 +372,7 @@ def test_an_edited_flag_in_a_checkpoint_is_checked_as_the_command_line_checks_it
     assert proc.stderr.strip().splitlines()[-1] == (
         "error: the run being resumed records --keep_checkpoints 0, which is not valid (must be greater than 0, got "
         "0): its checkpoint was edited or is damaged; resume from another, or start a new run")
-    assert resume.state_paths(str(out)) == [path]
+    assert run_folder.state_paths(str(out)) == [path]
 
 
 @pytest.mark.slow

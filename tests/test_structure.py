@@ -51,6 +51,12 @@ def test_modules_and_their_docstrings_read_at_once():
     assert not long, f"modules over 300 lines (C++ 350) or docstrings over 12: {long}"
 
 
+def test_lines_are_at_most_120_characters():
+    long = [f"{path}:{number}" for path in modules() for number, line in enumerate(open(os.path.join(REPO, path)), 1)
+            if len(line.rstrip("\n")) > 120]
+    assert not long, long
+
+
 def test_no_call_passes_more_than_six_positional_arguments():
     """... except a container's elements: the tutorial's ``nn.SequentialCell(layer, layer, ...)``."""
     walls = [f"{path}:{node.lineno}" for path, tree in modules().items() for node in ast.walk(tree)
@@ -65,6 +71,65 @@ def test_the_library_does_not_import_the_command_lines():
     assert {"dcgan_ms.train", "dcgan_ms.generate", "dcgan_ms.evaluate", "dcgan_ms.export"} <= commands
     upward = [f"{path} imports {name}" for path, tree in trees.items() if not is_command_line(tree)
               for name in imported_modules(path, tree) if name in commands]
+    assert not upward, upward
+
+
+def import_graph():
+    """dcgan_ms module -> the dcgan_ms modules it imports, anywhere in it (functions too). ``from . import
+    x`` counts as an import of x alone, not of the package's __init__."""
+    trees = modules()
+    names = {module_name(path) for path in trees}
+    graph = {}
+    for path, tree in trees.items():
+        imported = imported_modules(path, tree) & names
+        parents = {name.rsplit(".", 1)[0] for name in imported if name.rsplit(".", 1)[0] in imported}
+        graph[module_name(path)] = imported - parents - {module_name(path)}
+    return graph
+
+
+def circle_in(graph):
+    """One circle of imports in ``graph`` as a list of modules, or None."""
+    state = {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                return trail[trail.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt, trail + [nxt])):
+                return found
+        state[node] = "done"
+        return None
+
+    return next((found for node in sorted(graph) if node not in state and (found := visit(node, [node]))), None)
+
+
+def test_no_circle_of_imports():
+    graph = import_graph()
+    assert len(graph) > 40 and "dcgan_ms.run_folder" in graph["dcgan_ms.session"]
+    assert circle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the check itself
+    assert circle_in(graph) is None, f"imports in a circle: {' -> '.join(circle_in(graph))}"
+
+
+def design_levels():
+    """docs/design.md's "Layers of the package" table: module -> its row (0 the highest)."""
+    text = open(os.path.join(REPO, "docs", "design.md"), encoding="utf-8").read()
+    table = text.split("## Layers of the package", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    levels = {}
+    for level, row in enumerate(rows):
+        for name in row.split("|")[2].split("`")[1::2]:
+            levels["dcgan_ms." + name.removesuffix("/").removesuffix(".py").replace("/", ".")] = level
+    return levels
+
+
+def test_no_module_imports_one_above_it_as_docs_design_md_lays_them_out():
+    levels, graph = design_levels(), import_graph()
+    placed = {name: next((levels[p] for p in (name, name.rsplit(".", 1)[0]) if p in levels), None) for name in graph}
+    unplaced = sorted(name for name, level in placed.items() if level is None and name != "dcgan_ms")
+    assert not unplaced, f"modules missing from docs/design.md's table of layers: {unplaced}"
+    upward = [f"{a} (row {placed[a]}) imports {b} (row {placed[b]})" for a, imported in graph.items() if a != "dcgan_ms"
+              for b in imported if placed[b] < placed[a]]
     assert not upward, upward
 
 

@@ -4,13 +4,13 @@ import signal
 import sys
 import time
 
-from ..loop import Callback, StopTraining
+from ..loop import Callback, Stop, StopTraining
 
 
 def ended_cleanly(stop):
     """Training ran all its steps, or was stopped by the user or its time limit (the pictures of the
     run are made)."""
-    return stop is None or stop.reason in ("interrupted", "time limit")
+    return stop is None or stop.reason.clean
 
 
 def saves_now(stop, position, saved_step):
@@ -30,19 +30,19 @@ class TimeLimit(Callback):
 
     def on_step_end(self, position, losses, real_imgs):
         if self.clock() >= self.deadline:
-            raise StopTraining("time limit", f"stopped at the time limit (--max_minutes {self.minutes:g})")
+            raise StopTraining(Stop.TIME_LIMIT, f"stopped at the time limit (--max_minutes {self.minutes:g})")
 
     def on_train_end(self, position, stop):
         # The step where training stopped: in a data-parallel run the ranks take a stop at their next
         # agreement, a step after the one that asked for it.
-        if stop is not None and stop.reason == "time limit":
+        if stop is not None and stop.reason is Stop.TIME_LIMIT:
             print(f"stopped at the time limit (--max_minutes {self.minutes:g}) after step {position.step}: continue "
                   f"with --resume --output_dir {self.output_dir}", file=sys.stderr)
 
 
 class StopOnSignal(Callback):
     """Ctrl-C or SIGTERM (what schedulers send before a kill): finish the step, then stop training
-    (StopTraining("interrupted"): the callbacks save); a second one aborts at once. SIGTERM too,
+    (Stop.INTERRUPTED: the callbacks save); a second one aborts at once. SIGTERM too,
     because a Ctrl-C that arrives while MindSpore runs a graph reaches Python as SIGTERM (its
     runtime's own SIGINT handler sends it). Put it last: the step it ends is logged first."""
 
@@ -57,7 +57,7 @@ class StopOnSignal(Callback):
 
     def on_step_end(self, position, losses, real_imgs):
         if self.asked:
-            raise StopTraining("interrupted")
+            raise StopTraining(Stop.INTERRUPTED)
 
     def on_epoch_end(self, position):
         self.on_step_end(position, None, None)

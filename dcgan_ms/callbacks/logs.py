@@ -8,9 +8,8 @@ import time
 import numpy as np
 
 from ..loop import Callback
+from ..run_folder import LOG_FIELDS
 from .control import ended_cleanly
-
-LOG_FIELDS = ("step", "epoch", "g_loss", "d_loss", "d_real", "d_fake", "img_per_s")
 
 
 def log_values(position, losses):
@@ -143,6 +142,7 @@ class Progress(Callback):
         self.bar.close()
         if ended_cleanly(stop):
             elapsed, done = time.time() - self.started, position.step - self.first_step
-            print(f"{'done' if stop is None else 'stopped'}: {done} steps in {elapsed:.0f} s ({self.images / max(elapsed, 1e-9):.1f} "
+            speed = self.images / max(elapsed, 1e-9)
+            print(f"{'done' if stop is None else 'stopped'}: {done} steps in {elapsed:.0f} s ({speed:.1f} "
                   f"img/s over {self.devices} device(s)), {position.step} in all; outputs in {self.output_dir}",
                   file=self.stream)

@@ -4,7 +4,7 @@ import os
 import sys
 import time
 
-from .. import plots
+from .. import plots, run_folder
 from ..images import generate, generated_images, real_images
 from ..loop import Callback
 from ..pixels import RESIZE, TANH
@@ -68,13 +68,13 @@ class ProgressGrids(Callback):
         self.written = []
 
     def on_train_begin(self, position):
-        os.makedirs(os.path.join(self.output_dir, "samples"), exist_ok=True)
+        os.makedirs(os.path.join(self.output_dir, run_folder.SAMPLES), exist_ok=True)
         earlier = (self.path(e) for e in range(1, position.epoch))  # a resumed run's grids so far
         self.grids = [p for p in earlier if os.path.exists(p)]
         self.first_step = self.saved_step = position.step
 
     def path(self, epoch):
-        return os.path.join(self.output_dir, "samples", f"epoch_{epoch:03d}.png")
+        return run_folder.grid_path(self.output_dir, epoch)
 
     def on_epoch_end(self, position):
         images = generate(self.generator, self.fixed_noise, bn="batch")
@@ -87,7 +87,7 @@ class ProgressGrids(Callback):
         if saves_now(stop, position, self.saved_step):
             self.on_epoch_end(position)
         if ended_cleanly(stop) and position.step > self.first_step:
-            self.written.append(plots.make_gif(self.grids, os.path.join(self.output_dir, "progress.gif")))
+            self.written.append(plots.make_gif(self.grids, os.path.join(self.output_dir, run_folder.GIF)))
 
 
 class LossPlot(Callback):
@@ -104,13 +104,13 @@ class LossPlot(Callback):
     def on_train_end(self, position, stop):
         if ended_cleanly(stop) and position.step > self.first_step:
             swd_log = self.swd.log() if self.swd else None
-            self.written.append(plots.plot_losses(self.history.log(), os.path.join(self.output_dir, "losses.png"),
+            self.written.append(plots.plot_losses(self.history.log(), os.path.join(self.output_dir, run_folder.LOSSES),
                                                   swd_log))
 
 
-class RunReport(Callback):
+class ReportPage(Callback):
     """report.html in ``output_dir`` when training ends, after the other pictures and the weights
-    (``report.write_report``: the page, with the final Generator's SWD and diversity)."""
+    (``report_page.write_report``: the page, with the final Generator's SWD and diversity)."""
 
     def __init__(self, output_dir):
         self.output_dir = output_dir
@@ -118,5 +118,5 @@ class RunReport(Callback):
 
     def on_train_end(self, position, stop):
         if position.step > 0:
-            from ..run_report import write_report
+            from ..report_page import write_report
             self.written.append(write_report(self.output_dir))

@@ -1,12 +1,11 @@
 """What a run saves: resume checkpoints, the weight files, and each rank's report."""
 import hashlib
-import json
 import os
 import sys
 import time
 
-from .. import checkpoint, resume
-from ..loop import Callback
+from .. import checkpoint, resume, run_folder
+from ..loop import Callback, Stop
 from .control import ended_cleanly, saves_now
 
 
@@ -46,7 +45,7 @@ class ResumeCheckpoints(Callback):
     def on_train_end(self, position, stop):
         if saves_now(stop, position, self.saved_step):
             if self.write:
-                print(f"{'interrupted' if stop.reason == 'interrupted' else 'stopped'} at step {position.step}: "
+                print(f"{'interrupted' if stop.reason is Stop.INTERRUPTED else 'stopped'} at step {position.step}: "
                       "saving checkpoints and pictures", file=sys.stderr)
             self.save(position)
 
@@ -72,7 +71,7 @@ class WeightCheckpoints(Callback):
         self.saved_step = position.step
 
     def on_epoch_end(self, position):
-        for net, name in ((self.generator, "generator.ckpt"), (self.discriminator, "discriminator.ckpt")):
+        for net, name in ((self.generator, run_folder.GENERATOR), (self.discriminator, run_folder.DISCRIMINATOR)):
             self.written.append(checkpoint.save(checkpoint.as_saved(net), os.path.join(self.output_dir, name),
                                                 crc_check=True))
         self.saved_step = position.step
@@ -82,7 +81,7 @@ class WeightCheckpoints(Callback):
             self.on_epoch_end(position)
 
 
-class RankReport(Callback):
+class RankSummary(Callback):
     """rank_<N>.json, written by every rank of a data-parallel run when training ends: the digests of
     its weights and BatchNorm statistics (equal on all ranks), of the first images it read (disjoint
     between ranks), and the files its ``writers`` (other callbacks) wrote."""
@@ -101,9 +100,9 @@ class RankReport(Callback):
             return
         from ..distributed import parameter_digest
         written = {os.path.relpath(p, self.output_dir) for w in self.writers for p in getattr(w, "written", ())}
-        with open(os.path.join(self.output_dir, f"rank_{self.rank}.json"), "w") as f:
-            json.dump({"rank": self.rank, "devices": self.devices, "steps": position.step,
-                       "parameter_digest": parameter_digest(*self.nets),
-                       "running_stats_digest": parameter_digest(*self.nets, trainable=False),
-                       "artifacts_written": sorted(written), "image_digests": self.digests[:self.DIGESTS_KEPT]},
-                      f, indent=1)
+        summary = {"rank": self.rank, "devices": self.devices, "steps": position.step,
+                   "parameter_digest": parameter_digest(*self.nets),
+                   "running_stats_digest": parameter_digest(*self.nets, trainable=False),
+                   "artifacts_written": sorted(written), "image_digests": self.digests[:self.DIGESTS_KEPT]}
+        run_folder.write_json(os.path.join(self.output_dir, run_folder.rank_summary_name(self.rank)), summary,
+                              indent=1)

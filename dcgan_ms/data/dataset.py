@@ -1,6 +1,7 @@
 """The image pipeline, as in the tutorial, reading any folder layout: files -> batches of scaled images.
 
-    image files -> Decode -> Resize(64, --resize) -> CenterCrop(64) -> scale (``pixels.py``) -> HWC2CHW -> shuffle -> batch
+    image files -> Decode -> Resize(64, --resize) -> CenterCrop(64) -> scale (``pixels.py``) -> HWC2CHW
+                -> shuffle -> batch
 
 ``find_images`` lists the images at any depth; ``ImageFiles`` (``image_files.py``) lays them out as
 links in one temporary folder, so that MindSpore's C++ reader and decoder do the work in its worker

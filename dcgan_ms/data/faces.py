@@ -6,8 +6,8 @@ the tutorial's URL into ``data/faces/faces.zip`` (in a checkout; an installed co
 faces.zip.part (kept if it breaks, and continued by the next run), every read has a timeout, and a
 mirror named by DCGAN_MS_FACES_URL must be https. The archive is unpacked into a temporary folder
 beside its place and renamed into place only when every member is out whole; then a marker file says
-the set is complete, so an unpack that stopped is never taken for the data set. Offline, put faces.zip there by hand (``--data_root`` names another
-folder, e.g. in a checkout the user cannot write).
+the set is complete, so an unpack that stopped is never taken for the data set. Offline, put
+faces.zip there by hand (``--data_root`` names another folder, e.g. in a checkout the user cannot write).
 """
 import contextlib
 import errno

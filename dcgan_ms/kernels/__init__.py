@@ -13,6 +13,7 @@ from .conv import conv2d_operator, conv2d_transpose_operator
 from .leaky_relu import leaky_relu_operator
 from .normal import noise_source, standard_normal
 
-__all__ = ["BF16_FLAGS", "BUILTIN_SLOWDOWN", "CHOICES", "PRECISIONS", "matmul_precision", "Unavailable", "batch_norm_operator", "build", "builtin_cost",
+__all__ = ["BF16_FLAGS", "BUILTIN_SLOWDOWN", "CHOICES", "PRECISIONS", "matmul_precision", "Unavailable",
+           "batch_norm_operator", "build", "builtin_cost",
            "conv2d_operator", "conv2d_transpose_operator", "leaky_relu_operator", "noise_source", "standard_normal",
            "use_compiled"]

@@ -75,17 +75,10 @@ def _build():
     lib = folder / f"kernels-{key}.so"
     if lib.exists() and not untrusted(lib, plain_file=True):
         return lib
-    try:
-        work = tempfile.mkdtemp(dir=folder)  # then rename: parallel workers may build too
-    except OSError as e:
-        raise Unavailable(f"cannot write to the kernel cache {folder} ({e.strerror}); set DCGAN_MS_CACHE") from None
-    try:
-        _compile(compiler_path, ms_lib, os.path.join(work, "kernels.so"))
-        files.finish_file(os.path.join(work, "kernels.so"), lib, mode=0o755)
-    except OSError as e:
-        raise Unavailable(f"cannot write the kernels into {folder} ({files.why_not_written(e)})") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # written whole, then renamed into place: parallel workers may build it at once
+    with files.written_whole(lib, mode=0o755, what=f"the kernels into the cache {folder} (set DCGAN_MS_CACHE)",
+                             failure=Unavailable) as tmp:
+        _compile(compiler_path, ms_lib, tmp)
     return lib
 
 
