@@ -196,9 +196,10 @@ def main():
                 print(summary(rows, resize))
         return
     from dcgan_ms.images import real_images
-    from dcgan_ms.pixels import RESIZE, RESIZES
+    from dcgan_ms.pixels import RESIZE, RESIZES, ImageLook
     from dcgan_ms.swd import diversity, swd
-    references = {resize: real_images(args.data_root, args.num, seed=0, resize=resize) for resize in RESIZES}
+    references = {resize: real_images(args.data_root, args.num, seed=0, look=ImageLook(resize=resize))
+                  for resize in RESIZES}
     name = "dcgan_ms" + "".join(f" {flag}" for flag in args.flags)
     resize = args.flags[args.flags.index("--resize") + 1] if "--resize" in args.flags else RESIZE
     torch_sides = {"torch": ("torch", ()),

@@ -130,10 +130,11 @@ def dcgan_ms_inputs(args, net_g, net_d):
     from dcgan_ms.data import TrainingData
     from dcgan_ms.models import Discriminator, Generator
     from dcgan_ms.noise import StepNoise
+    from dcgan_ms.pixels import ImageLook
     from dcgan_ms.runtime import set_seed
     ms.set_context(mode=ms.PYNATIVE_MODE)
     set_seed(args.seed)
-    data = TrainingData(args.data_root, batch_size=args.batch_size, seed=args.seed, resize=args.resize)
+    data = TrainingData(args.data_root, batch_size=args.batch_size, seed=args.seed, look=ImageLook(resize=args.resize))
     for ours, theirs in ((Generator(args.nz, args.ngf), net_g), (Discriminator(args.ndf), net_d)):
         state = {torch_name(p.name): torch.from_numpy(p.asnumpy().copy()) for p in ours.get_parameters()}
         result = theirs.load_state_dict(state, strict=False)  # BatchNorm's num_batches_tracked kept

@@ -7,7 +7,7 @@
     run_folder.py, files.py         a run's file names, its lock, reading back; writing a file whole
     checkpoint.py, resume.py, distributed.py  weights saved and restored; resume checkpoints; msrun's ranks
     runtime.py, gpu.py, cuda.py, ascend.py, cache.py, kernels/  device and seeds; GPU, Ascend; compiled kernels
-    images.py, plots.py, pixels.py, swd.py, report_page.py  images, grids, pixel ranges, SWD; report.html
+    images.py, plots.py, pixels.py, swd.py, scoring.py, report_page.py  images, grids, ImageLook; SWD; the page
     train.py, generate.py, evaluate.py, export.py, doctor.py (same_as_cpu.py), report.py: commands; errors.py
     notebook.py                     tutorial.ipynb's run across cells; docs/design.md follows a run through all
 """

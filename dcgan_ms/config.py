@@ -14,7 +14,7 @@ import time
 from typing import Optional
 
 from .errors import UserError
-from .pixels import PIXEL_RANGES, RESIZE, RESIZE_BEFORE_RECORDED, RESIZES, parse_colour
+from .pixels import PIXEL_RANGES, RESIZE, RESIZE_BEFORE_RECORDED, RESIZES, ImageLook, parse_colour
 
 
 def positive(kind):
@@ -178,9 +178,9 @@ class TrainConfig:
         parse_colour(self.background)  # a UserError naming the colour
 
     @property
-    def pixels(self):
-        """``--pixel_range`` as a ``pixels.PixelRange``."""
-        return PIXEL_RANGES[self.pixel_range]
+    def look(self):
+        """--pixel_range, --background and --resize as one ``pixels.ImageLook``."""
+        return ImageLook(PIXEL_RANGES[self.pixel_range], self.background, self.resize)
 
     def flags(self):
         """The flags as a dict (what config.json and resume checkpoints record)."""

@@ -1,10 +1,12 @@
 """Data-parallel training over several devices, on MindSpore's own stack (msrun, init, all-reduce).
 
-The gradient all-reduce lives in the compiled step (``step.make_train_step(devices=N)``, through
-``gradient_mean``). This module joins the cluster, makes the ranks agree (``Agreement``: stops, the
-clock, the start), keeps BatchNorm's running statistics equal across devices, and fingerprints the
-weights so ranks can be checked for agreement.
+``Ranks`` is the processes of a run, one or msrun's, and what differs between them. The gradient
+all-reduce lives in the compiled step (``step.make_train_step(devices=N)``, through ``gradient_mean``).
+This module joins the cluster, makes the ranks agree (``Agreement``: stops, the clock, the start),
+keeps BatchNorm's running statistics equal across devices, and fingerprints the weights so ranks can
+be checked for agreement.
 """
+import dataclasses
 import functools
 import hashlib
 import os
@@ -15,8 +17,44 @@ import numpy as np
 from .errors import UserError, first_line
 from .loop import AGREED, Alone, Stop, StopTraining
 from .models import running_stats
+from .run_folder import log_name
 
 MSRUN_VARIABLES = ("MS_ROLE", "MS_SCHED_HOST", "MS_SCHED_PORT", "MS_WORKER_NUM")  # what msrun gives each worker
+
+
+@dataclasses.dataclass(frozen=True)
+class Ranks:
+    """The processes that train this run: one (``Ranks()``), or the ranks msrun started (``Ranks.joined()``;
+    ``parallel`` even on one device). Rank 0 ``writes`` the checkpoints, pictures and the page; the
+    others train their shard, log and agree."""
+    rank: int = 0
+    devices: int = 1
+    parallel: bool = False
+
+    @classmethod
+    def joined(cls):
+        """This process's place among msrun's ranks, having joined the cluster (``init_distributed``)."""
+        rank, devices = init_distributed()
+        return cls(rank, devices, parallel=True)
+
+    @property
+    def writes(self):
+        return self.rank == 0
+
+    def shard(self):
+        """TrainingData's keywords for this rank's share of the images."""
+        return {"num_shards": self.devices, "shard_id": self.rank} if self.parallel else {}
+
+    def log_name(self):
+        return log_name(self.rank if self.parallel else None)
+
+    def agreement(self):
+        """How the ranks decide to stop together (``Agreement``), or alone (``loop.Alone``)."""
+        return Agreement(self.rank, self.devices) if self.parallel else Alone()
+
+    def before_save(self, networks):
+        """What every rank does before a save: BatchNorm's running statistics averaged (None alone)."""
+        return functools.partial(average_running_stats, networks, self.devices) if self.parallel else None
 
 
 def require_msrun(environ=os.environ):

@@ -12,11 +12,14 @@ baseline. The run's pixel range, resize filter and background come from ``config
 checkpoint (``--pixel_range`` and ``--resize`` override): the real images are those it trained on.
 """
 import argparse
+import dataclasses
 import json
 import os
 
 from .errors import ArgumentParser, UserError, cli
-from .pixels import RESIZE, RESIZE_BEFORE_RECORDED, RESIZES
+from .files import written_whole
+from .pixels import PIXEL_RANGES, RESIZE, RESIZES, ImageLook
+from .run_folder import read_config
 
 
 def build_parser():
@@ -50,43 +53,34 @@ def main(argv=None):
 
     from . import checkpoint
     from .data import FACES_DIR, SAMPLE_DIR, prepare_faces
-    from .images import generated_images, real_images
     from .layers import speed_up
     from .models import Generator
-    from .pixels import PIXEL_RANGES
-    from .swd import diversity, swd
+    from .scoring import Scorer
 
-    pixel_range, background, resize = args.pixel_range or "-1,1", "white", args.resize or RESIZE
+    look = ImageLook()
     if args.ckpt:
         generator = checkpoint.load_generator(args.ckpt)
-        config = os.path.join(os.path.dirname(os.path.abspath(args.ckpt)), "config.json")
-        if os.path.isfile(config):  # how the run read its images
-            trained = json.load(open(config))
-            pixel_range = args.pixel_range or trained.get("pixel_range", "-1,1")
-            background = trained.get("background", background)
-            resize = args.resize or trained.get("resize", RESIZE_BEFORE_RECORDED)
+        recorded = read_config(os.path.dirname(os.path.abspath(args.ckpt)))
+        if isinstance(recorded, dict):  # how the run read its images
+            look = ImageLook.of_run(recorded)
     else:
         ms.set_seed(args.seed)
         generator = speed_up(Generator(args.nz, args.ngf))
+    look = dataclasses.replace(look, pixel_range=PIXEL_RANGES[args.pixel_range or look.pixel_range.flag],
+                               resize=args.resize or look.resize)
     data_root = args.data_root or (SAMPLE_DIR if args.dataset == "sample" else prepare_faces(FACES_DIR))
-    real = real_images(data_root, args.num, args.seed, background, resize)
-    fake = generated_images(generator, args.num, seed=args.seed, bn=args.bn, pixel_range=PIXEL_RANGES[pixel_range])
-    result, spread = swd(real, fake, args.seed), diversity(real, fake)
+    scores = Scorer(data_root, num=args.num, seed=args.seed, look=look).score(generator, bn=args.bn)
     report = {"ckpt": args.ckpt or "random init", "data_root": os.path.abspath(data_root), "num": args.num,
-              "seed": args.seed, "bn": args.bn, "pixel_range": pixel_range, "resize": resize,
-              "swd_x1e3": {"per_level": {str(k): v for k, v in result["levels"].items()}, "mean": result["mean"]},
-              "diversity": spread}
+              "seed": args.seed, "bn": args.bn, "pixel_range": look.pixel_range.flag, "resize": look.resize,
+              "swd_x1e3": {"per_level": scores["swd_x1e3_per_level"], "mean": scores["swd_x1e3"]},
+              "diversity": scores["diversity"]}
     out = args.out or (os.path.join(os.path.dirname(os.path.abspath(args.ckpt)), "swd.json") if args.ckpt else None)
     if out:
-        try:
-            with open(out, "w") as f:
-                json.dump(report, f, indent=2)
-        except OSError as e:
-            raise UserError(f"cannot write {out} ({e.strerror or e}): pass a writable --out") from None
-    levels = ", ".join(f"{k}px {v:.1f}" for k, v in result["levels"].items())
-    print(f"SWD x1e3 ({args.num} images): mean {result['mean']:.1f} ({levels}); diversity {spread:.2f}"
-          + (f"; written to {out}" if out else ""))
-
+        with written_whole(out) as tmp, open(tmp, "w") as f:
+            json.dump(report, f, indent=2)
+    levels = ", ".join(f"{k}px {v:.1f}" for k, v in scores["swd_x1e3_per_level"].items())
+    print(f"SWD x1e3 ({args.num} images): mean {scores['swd_x1e3']:.1f} ({levels}); diversity "
+          f"{scores['diversity']:.2f}" + (f"; written to {out}" if out else ""))
 
 if __name__ == "__main__":
     main()

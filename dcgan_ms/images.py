@@ -14,7 +14,7 @@ from mindspore import ops
 from .data import TrainingData
 from .errors import UserError
 from .models import running_stats
-from .pixels import RESIZE, TANH
+from .pixels import TANH, ImageLook
 
 
 def generate(generator, z, bn="batch"):
@@ -51,15 +51,15 @@ def interpolate(z0, z1, steps, method="slerp"):
     return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
 
 
-def real_images(data_root, num, seed=0, background="white", resize=RESIZE):
-    """``num`` real images as uint8 (N, 64, 64, 3), through the training pipeline (``background`` and
-    ``resize`` as the run read its images), a seeded shuffle."""
+def real_images(data_root, num, seed=0, look=ImageLook()):
+    """``num`` real images as uint8 (N, 64, 64, 3), through the training pipeline as the run read them
+    (``look``: background and resize), a seeded shuffle."""
     ds.config.set_seed(seed)
     data = TrainingData(data_root, batch_size=min(num, 64), drop_remainder=False, num_parallel_workers=1,
-                        background=background, resize=resize, in_memory=False)  # reads only the `num` it needs
+                        look=look, in_memory=False)  # reads only the `num` it needs
     batches, have = [], 0
     for (x,) in data.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True):
-        batches.append(TANH.to_uint8(x))
+        batches.append(look.pixel_range.to_uint8(x))
         have += len(x)
         if have >= num:
             break

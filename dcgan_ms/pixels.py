@@ -1,5 +1,5 @@
-"""The range images are scaled to, as a named value: Tanh's [-1, 1], or the tutorial's [0, 1]; the filter
-they are shrunk with (``RESIZES``); and the colour transparent pixels are composited over (``parse_colour``).
+"""How a run's images look (``ImageLook``): the range they are scaled to, Tanh's [-1, 1] or the tutorial's
+[0, 1]; the filter they are shrunk with (``RESIZES``); the colour transparent pixels are composited over.
 
 The Generator ends in Tanh, so its images lie in [-1, 1]. The tutorial scales real images to [0, 1]:
 then the Discriminator tells real from fake by any negative pixel, and the Generator is pushed into
@@ -43,6 +43,22 @@ class PixelRange:
 TANH = PixelRange("-1,1", low=-1.0, rescale=1.0 / 127.5, to_255=127.5)  # ours: the range of the Generator's Tanh
 TUTORIAL = PixelRange("0,1", low=0.0, rescale=1.0 / 255.0, to_255=255.0)  # the tutorial's x / 255
 PIXEL_RANGES = {r.flag: r for r in (TANH, TUTORIAL)}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageLook:
+    """How a run reads and shows its images (--pixel_range, --background, --resize): the training data,
+    the real images it is scored against and the Generator's pictures all take this one value."""
+    pixel_range: PixelRange = TANH
+    background: str = "white"
+    resize: str = RESIZE
+
+    @classmethod
+    def of_run(cls, recorded):
+        """The look a run recorded in its config.json (a dict), with what runs recorded before a flag
+        existed used: the one place that reads it back."""
+        return cls(PIXEL_RANGES[recorded.get("pixel_range", TANH.flag)], recorded.get("background", "white"),
+                   recorded.get("resize", RESIZE_BEFORE_RECORDED))
 
 
 def parse_colour(text):

@@ -48,22 +48,14 @@ def final_scores(run, config):
         return cached
     from . import checkpoint
     from .data import find_images
-    from .images import generated_images, real_images
-    from .pixels import PIXEL_RANGES, RESIZE_BEFORE_RECORDED
-    from .swd import diversity, swd
+    from .pixels import ImageLook
+    from .scoring import Scorer
     try:
         num = min(SCORE_IMAGES, len(find_images(config["data_root"])))
     except (UserError, KeyError, TypeError):
         return None
-    seed = config.get("seed", 1)
-    real = real_images(config["data_root"], num, seed, config.get("background", "white"),
-                       config.get("resize", RESIZE_BEFORE_RECORDED))
-    fake = generated_images(checkpoint.load_generator(ckpt), num, seed=seed,
-                            pixel_range=PIXEL_RANGES[config.get("pixel_range", "-1,1")])
-    result = swd(real, fake, seed)
-    scores = {"generator_sha256": key, "num": num, "swd_x1e3": result["mean"],
-              "swd_x1e3_per_level": {str(k): v for k, v in result["levels"].items()},
-              "diversity": diversity(real, fake)}
+    scorer = Scorer(config["data_root"], num=num, seed=config.get("seed", 1), look=ImageLook.of_run(config))
+    scores = {"generator_sha256": key, **scorer.score(checkpoint.load_generator(ckpt))}
     run_folder.write_json(os.path.join(run, SCORES), scores, indent=1)
     return scores
 

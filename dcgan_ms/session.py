@@ -21,6 +21,7 @@ from .checkpoint import restore
 from .config import TrainConfig
 from .errors import UserError
 from .kernels import noise_source
+from .distributed import Ranks
 from .loop import Alone, Position
 from .models import NC
 
@@ -32,8 +33,7 @@ NOISE_GENERATORS = {"compiled": "compiled kernels' generator", "numpy": "NumPy g
 class Session:
     """Everything ``train_loop`` and the callbacks need, built by ``setup``."""
     config: TrainConfig
-    rank: int
-    devices: int
+    ranks: Ranks  # this process among the run's: its rank, the devices, whether it writes
     data_root: str
     data: object  # data.TrainingData: this rank's batches
     total_steps: int
@@ -45,16 +45,12 @@ class Session:
     fixed_noise: np.ndarray
     position: Position
     record: dict  # config.json: the flags, the data folder, the step counts
+    agreement: Alone  # how the ranks agree to stop: ranks.agreement()
     resumed_from: Optional[str] = None
-    agreement: Alone = dataclasses.field(default_factory=Alone)  # how the ranks agree to stop (distributed.Agreement)
 
     @property
     def steps_per_epoch(self):
         return self.data.steps_per_epoch
-
-    @property
-    def lead(self):
-        return self.rank == 0  # the rank that writes checkpoints and pictures
 
     @property
     def cells(self):
@@ -153,7 +149,7 @@ def setup(config, data_root=None):
         return setup_rank(config, data_root)
     config, state = read_resume_state(config)  # first: a resumed run's own flags decide everything below
     set_device(config.device_target, config.device_id)
-    return replacing_the_old_run(build_session(config, state, data_root, rank=0, devices=1))
+    return replacing_the_old_run(build_session(config, state, data_root, ranks=Ranks()))
 
 
 def replacing_the_old_run(session):
@@ -161,7 +157,7 @@ def replacing_the_old_run(session):
     once this run is set up (on every rank): a new run that fails at setup leaves the old one whole, and
     one that succeeds leaves nothing of the old run to be taken for its own (its report's timeline shows
     every grid in samples/)."""
-    if session.lead and session.config.overwrite and session.resumed_from is None:
+    if session.ranks.writes and session.config.overwrite and session.resumed_from is None:
         run_folder.remove_old_run(run_folder.old_run_files(session.config.output_dir), "--overwrite")
     return session
 
@@ -171,7 +167,7 @@ def setup_rank(config, data_root):
     first operator (MindSpore's documented order, needed on Ascend). A rank that cannot start (its
     node lacks the checkpoint, an image it cannot decode) stops every rank with one line, where the
     others would otherwise wait for the cluster's time-out."""
-    from .distributed import agree_to_start, init_distributed, require_msrun
+    from .distributed import agree_to_start, require_msrun
     from .runtime import check_device, select_device
     require_msrun()
     failure, state = None, None
@@ -180,34 +176,34 @@ def setup_rank(config, data_root):
     except UserError as e:
         failure = e
     select_device(config.device_target)
-    rank, devices = init_distributed()
+    ranks = Ranks.joined()
     check_device(config.device_target)
     session = None
     if failure is None:
         try:
-            session = build_session(config, state, data_root, rank=rank, devices=devices)
+            session = build_session(config, state, data_root, ranks=ranks)
         except UserError as e:
             failure = e
-    agree_to_start(rank, devices, failure, state["step"] if state else None)
+    agree_to_start(ranks.rank, ranks.devices, failure, state["step"] if state else None)
     return replacing_the_old_run(session)
 
 
-def build_session(config, state, data_root, *, rank, devices):
-    """The Session of ``config`` on a device already chosen: data, networks, step, starting point."""
+def build_session(config, state, data_root, *, ranks):
+    """The Session of ``config`` on a device already chosen, for this process among ``ranks``: data,
+    networks, step, starting point."""
     from .data import TrainingData
     from .runtime import set_seed
+    devices = ranks.devices
     if state and devices != state["config"]["devices"]:
         raise UserError(f"the run in {config.output_dir} trained on {state['config']['devices']} device(s), this one "
                         f"has {devices}: resume it with the same number of devices")
     data_root = data_root or resolve_data_root(config)
     run_folder.prepare(config.output_dir)
-    if rank == 0:  # before this run writes anything there
+    if ranks.writes:  # before this run writes anything there
         run_folder.lock(config.output_dir)
     set_seed(config.seed)  # the same on every rank: same initial weights
     data = TrainingData(data_root, batch_size=config.batch_size, num_parallel_workers=config.num_workers,
-                        pixel_range=config.pixels, background=config.background, resize=config.resize,
-                        seed=config.seed, num_shards=devices if config.distributed else None,
-                        shard_id=rank if config.distributed else None)
+                        look=config.look, seed=config.seed, **ranks.shard())
     steps_per_epoch = data.steps_per_epoch
     total_steps = min(config.epochs * steps_per_epoch, config.max_steps or math.inf)
     generator, discriminator, optimizers, average, train_step = build_networks(config, devices)
@@ -216,15 +212,11 @@ def build_session(config, state, data_root, *, rank, devices):
     record = {**config.flags(), "data_root": os.path.abspath(data_root), "devices": devices,
               "global_batch_size": config.batch_size * devices, "steps_per_epoch": steps_per_epoch,
               "total_steps": total_steps, "noise": noise_source()}
-    agreement = Alone()
-    if config.distributed:
-        from .distributed import Agreement
-        agreement = Agreement(rank, devices)
-    session = Session(config=config, rank=rank, devices=devices, data_root=data_root, data=data,
-                      total_steps=total_steps, generator=generator, discriminator=discriminator, optimizers=optimizers,
-                      train_step=train_step, average=average, fixed_noise=fixed_noise, position=position,
-                      record=record, resumed_from=state["path"] if state else None, agreement=agreement)
-    if session.lead:
+    session = Session(config=config, ranks=ranks, data_root=data_root, data=data, total_steps=total_steps,
+                      generator=generator, discriminator=discriminator, optimizers=optimizers, train_step=train_step,
+                      average=average, fixed_noise=fixed_noise, position=position, record=record,
+                      agreement=ranks.agreement(), resumed_from=state["path"] if state else None)
+    if ranks.writes:
         write_run_files(session)
     return session
 
@@ -233,8 +225,9 @@ def write_run_files(session):
     """fixed_noise.npy and config.json, and the opening lines on stderr."""
     c, out = session.config, session.config.output_dir
     run_folder.write_start(out, record=session.record, fixed_noise=session.fixed_noise)
-    many = session.devices > 1
-    print(f"training on {c.device_target} ({c.mode} mode{f', {session.devices} devices' if many else ''}): "
+    devices = session.ranks.devices
+    many = devices > 1
+    print(f"training on {c.device_target} ({c.mode} mode{f', {devices} devices' if many else ''}): "
           f"{session.data_root}, {session.steps_per_epoch} steps of {c.batch_size}{' per device' if many else ''} "
           f"per epoch, {session.total_steps} steps; writing to {out}", file=sys.stderr)
     if session.resumed_from:

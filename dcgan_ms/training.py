@@ -7,7 +7,6 @@
 
 ``train`` raises UserError for what the user must fix and never exits the process.
 """
-import functools
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ from . import resume, run_folder
 from .errors import UserError
 from .loop import Stop, train_loop
 from .noise import StepNoise
+from .scoring import Scorer
 from .session import setup
 
 
@@ -24,37 +24,35 @@ def standard_callbacks(s):
     """The callbacks of ``python -m dcgan_ms.train`` for Session ``s``, in the order they are told."""
     c, out = s.config, s.config.output_dir
     resume_step = s.position.step if s.resumed_from else None
-    log_path = os.path.join(out, run_folder.log_name(s.rank if c.distributed else None))
-    before_save = None
-    if c.distributed:
-        from .distributed import average_running_stats
-        before_save = functools.partial(average_running_stats, s.networks, s.devices)
-    log = cb.CSVLog(log_path, resume_step)
+    ranks = s.ranks
+    log = cb.CSVLog(os.path.join(out, ranks.log_name()), resume_step)
     every_rank = [log, cb.ResumeCheckpoints(out, s.cells, fixed_noise=s.fixed_noise, config=s.record,
                                             steps_per_epoch=s.steps_per_epoch, total_steps=s.total_steps,
                                             keep=c.keep_checkpoints, save_every=c.save_every,
-                                            save_minutes=c.save_minutes, write=s.lead, before_save=before_save,
+                                            save_minutes=c.save_minutes, write=ranks.writes,
+                                            before_save=ranks.before_save(s.networks),
                                             clock=s.agreement.clock)]
-    swd = cb.SWDTracker(os.path.join(out, run_folder.SWD_LOG), s.shown_generator, data_root=s.data_root,
-                        every=c.swd_every, total_steps=s.total_steps, num=c.swd_num, seed=c.seed, pixel_range=c.pixels,
-                        background=c.background, resize=c.resize, resume_step=resume_step)
-    lead_only = [swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
+    scorer = Scorer(s.data_root, num=c.swd_num, seed=c.seed, look=c.look)
+    swd = cb.SWDTracker(os.path.join(out, run_folder.SWD_LOG), s.shown_generator, scorer=scorer, every=c.swd_every,
+                        total_steps=s.total_steps, resume_step=resume_step)
+    written_by_one = [swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
                  cb.ProgressGrids(out, s.shown_generator, s.fixed_noise),
                  cb.LossPlot(out, log, swd),
                  cb.ReportPage(out),
-                 cb.Progress(s.total_steps, s.steps_per_epoch, output_dir=out, devices=s.devices,
+                 cb.Progress(s.total_steps, s.steps_per_epoch, output_dir=out, devices=ranks.devices,
                              bar=not c.no_progress)]
-    callbacks = every_rank + (lead_only if s.lead else [])
+    callbacks = every_rank + (written_by_one if ranks.writes else [])
     if c.max_minutes:
         callbacks.append(cb.TimeLimit(c.max_minutes, out, clock=s.agreement.clock))
-    if c.distributed:
-        callbacks.append(cb.RankSummary(out, rank=s.rank, devices=s.devices, nets=s.networks, writers=list(callbacks)))
+    if ranks.parallel:
+        callbacks.append(cb.RankSummary(out, rank=ranks.rank, devices=ranks.devices, nets=s.networks,
+                                        writers=list(callbacks)))
     return callbacks + [cb.StopOnSignal()]
 
 
 def step_noise(s):
     """The noise source of Session ``s``: its rank's z and instance noise, as its config says."""
-    return StepNoise(nz=s.config.nz, seed=s.config.seed, rank=s.rank, instance_noise=s.config.instance_noise,
+    return StepNoise(nz=s.config.nz, seed=s.config.seed, rank=s.ranks.rank, instance_noise=s.config.instance_noise,
                      fade_steps=s.config.instance_noise_steps)
 
 
@@ -65,13 +63,13 @@ def train(config, data_root=None, callbacks=None):
     s = setup(config, data_root)
     out = s.config.output_dir
     if s.position.step >= s.total_steps:
-        if s.lead:
+        if s.ranks.writes:
             print(f"the run in {out} is complete ({s.position.step} of {s.total_steps} steps): pass a larger "
                   "--epochs or --max_steps to train it further", file=sys.stderr)
         return outcome(s, None, 0.0)
-    if s.lead:  # where this session ran, for report.html
+    if s.ranks.writes:  # where this session ran, for report.html
         from .runtime import environment
-        run_folder.record_environment(out, environment(s.config.device_target, s.devices))
+        run_folder.record_environment(out, environment(s.config.device_target, s.ranks.devices))
     started = time.time()
     stop = train_loop(s.train_step, s.data, total_steps=s.total_steps, noise=step_noise(s), position=s.position,
                       callbacks=standard_callbacks(s) if callbacks is None else callbacks, agreement=s.agreement)
@@ -85,7 +83,7 @@ def train(config, data_root=None, callbacks=None):
 def outcome(s, stop, seconds):
     p = s.position
     return {"output_dir": s.config.output_dir, "steps": p.step, "epochs": p.epoch if p.step_in_epoch else p.epoch - 1,
-            "seconds": seconds, "rank": s.rank, "devices": s.devices,
+            "seconds": seconds, "rank": s.ranks.rank, "devices": s.ranks.devices,
             "interrupted": stop is not None and stop.reason is Stop.INTERRUPTED}
 
 

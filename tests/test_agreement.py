@@ -120,3 +120,17 @@ def test_a_rank_joins_the_cluster_after_choosing_its_device_and_before_any_opera
 
 def test_the_all_reduce_is_compiled_once_per_process():
     assert distributed._summed() is distributed._summed()
+
+
+def test_the_ranks_of_a_run_say_what_differs_between_them():
+    """One process writes, trains on every image, logs to log.csv and stops alone; a rank of msrun's
+    run (here rank 1 of 2) trains its shard, logs to its own file, agrees with the others and averages
+    BatchNorm's statistics before every save; rank 0 writes."""
+    from dcgan_ms.distributed import Ranks
+    from dcgan_ms.loop import Alone
+    alone, other, lead = Ranks(), Ranks(1, 2, parallel=True), Ranks(0, 2, parallel=True)
+    assert (alone.writes, alone.shard(), alone.log_name(), alone.before_save(())) == (True, {}, "log.csv", None)
+    assert type(alone.agreement()) is Alone
+    assert (other.writes, other.shard(), other.log_name()) == (False, {"num_shards": 2, "shard_id": 1}, "log_rank1.csv")
+    assert isinstance(other.agreement(), Agreement) and other.before_save(()).args == ((), 2)
+    assert lead.writes and lead.log_name() == "log_rank0.csv"

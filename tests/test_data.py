@@ -12,6 +12,7 @@ from conftest import copy_sample_images
 from dcgan_ms.data import SAMPLE_DIR, create_dataset, find_images
 from dcgan_ms.data.synth import draw_avatar, make_avatars
 from dcgan_ms.errors import UserError
+from dcgan_ms.pixels import ImageLook
 
 
 def first_batch(root, batch_size):
@@ -153,13 +154,14 @@ def test_transparent_pixels_take_the_background_colour(tmp_path):
     ImageDraw.Draw(palette).ellipse([12, 12, 60, 60], fill=1)
     palette.save(tmp_path / "palette.png", transparency=0)
     for background, corner in (("white", 1.0), ("#0000ff", (-1.0, -1.0, 1.0))):
-        dataset = create_dataset(str(tmp_path), 5, shuffle=False, num_parallel_workers=1, background=background)
+        dataset = create_dataset(str(tmp_path), 5, shuffle=False, num_parallel_workers=1,
+                                 look=ImageLook(background=background))
         x = epoch(dataset)[0]
         np.testing.assert_allclose(x[:, :, 0, 0], np.broadcast_to(corner, (5, 3)), atol=0.01)
         np.testing.assert_allclose(x[:, :, 32, 32], np.broadcast_to((220 / 127.5 - 1, 30 / 127.5 - 1,
                                                                       30 / 127.5 - 1), (5, 3)), atol=0.02)
     with pytest.raises(UserError, match="is not a colour"):
-        create_dataset(str(tmp_path), 5, background="no-such-colour")
+        create_dataset(str(tmp_path), 5, look=ImageLook(background="no-such-colour"))
 
 
 def test_pixel_range_0_1_is_the_tutorials_x_over_255_of_the_same_pixels(flat_images):
@@ -168,7 +170,7 @@ def test_pixel_range_0_1_is_the_tutorials_x_over_255_of_the_same_pixels(flat_ima
     from dcgan_ms.pixels import TANH, TUTORIAL
     batches = {}
     for pixel_range in (TANH, TUTORIAL):
-        dataset = create_dataset(flat_images, 24, shuffle=False, num_parallel_workers=1, pixel_range=pixel_range)
+        dataset = create_dataset(flat_images, 24, shuffle=False, num_parallel_workers=1, look=ImageLook(pixel_range))
         batches[pixel_range.flag] = next(dataset.dataset.create_tuple_iterator(num_epochs=1, output_numpy=True))[0]
     tutorial, ours = batches["0,1"], batches["-1,1"]
     assert tutorial.min() >= 0 and tutorial.max() <= 1 and ours.min() < -0.9 and ours.max() > 0.9
@@ -188,8 +190,8 @@ def test_resize_antialias_averages_what_bilinear_turns_into_false_stripes(tmp_pa
     x = {}
     for resize in ("antialias", "bilinear"):
         for in_memory in (True, False):
-            dataset = create_dataset(str(tmp_path), 2, shuffle=False, num_parallel_workers=1, resize=resize,
-                                     in_memory=in_memory)
+            dataset = create_dataset(str(tmp_path), 2, shuffle=False, num_parallel_workers=1,
+                                     look=ImageLook(resize=resize), in_memory=in_memory)
             x[resize, in_memory] = epoch(dataset)[0]
         np.testing.assert_array_equal(x[resize, True], x[resize, False])
     antialias, bilinear = x["antialias", True], x["bilinear", True]
@@ -209,7 +211,8 @@ def test_resize_torchvision_the_default_gives_pillows_bilinear_pixels_to_the_bit
     x = {}
     for resize in ("torchvision", "antialias"):
         for in_memory in (True, False):
-            dataset = create_dataset(str(folder), 4, shuffle=False, num_parallel_workers=1, resize=resize,
+            dataset = create_dataset(str(folder), 4, shuffle=False, num_parallel_workers=1,
+                                     look=ImageLook(resize=resize),
                                      in_memory=in_memory)
             x[resize, in_memory] = epoch(dataset)[0]  # one batch of the four
     np.testing.assert_array_equal(x["torchvision", True], x["torchvision", False])

@@ -5,24 +5,21 @@ import sys
 import time
 
 from .. import plots, run_folder
-from ..images import generate, generated_images, real_images
+from ..images import generate
 from ..loop import Callback
-from ..pixels import RESIZE, TANH
 from .control import ended_cleanly, saves_now
 from .logs import columns, keep_rows
 
 
 class SWDTracker(Callback):
-    """swd.csv: every ``every`` epochs and at the end, G's SWD (``swd.py``) against ``num`` real images
-    (the same ones every time), kept in memory too (``log()``). ``every=0`` tracks nothing but still owns
-    the file: a new run starts without the old one's, a resumed one keeps the rows up to its checkpoint."""
+    """swd.csv: every ``every`` epochs and at the end, G's SWD against the real images of ``scorer`` (a
+    ``scoring.Scorer``: the same ones every time), kept in memory too (``log()``). ``every=0`` tracks
+    nothing but still owns the file: a new run starts without the old one's, a resumed one keeps the rows
+    up to its checkpoint."""
 
-    def __init__(self, path, generator, *, data_root, every, total_steps, num=256, seed=1, pixel_range=TANH,
-                 background="white", resize=RESIZE, resume_step=None):
-        self.path, self.generator, self.data_root, self.every = path, generator, data_root, every
-        self.total_steps, self.num, self.seed, self.pixel_range = total_steps, num, seed, pixel_range
-        self.background, self.resize = background, resize
-        self.resume_step, self.real, self.rows = resume_step, None, []
+    def __init__(self, path, generator, *, scorer, every, total_steps, resume_step=None):
+        self.path, self.generator, self.scorer, self.every = path, generator, scorer, every
+        self.total_steps, self.resume_step, self.rows = total_steps, resume_step, []
 
     def on_train_begin(self, position):
         if self.resume_step is not None:
@@ -36,23 +33,19 @@ class SWDTracker(Callback):
 
     def track(self, position):
         from tqdm import tqdm
-
-        from ..swd import swd
         start = time.perf_counter()
-        if self.real is None:
-            self.real = real_images(self.data_root, self.num, self.seed, self.background, self.resize)
-        fake = generated_images(self.generator, self.num, seed=self.seed, pixel_range=self.pixel_range)
-        result = swd(self.real, fake, self.seed)
+        scores = self.scorer.score(self.generator, with_diversity=False)
         seconds = time.perf_counter() - start
+        levels, mean = scores["swd_x1e3_per_level"], scores["swd_x1e3"]
         new = not os.path.exists(self.path)
         with open(self.path, "a", newline="") as f:
             w = csv.writer(f)
             if new:
-                w.writerow(["epoch", "step", "swd_mean"] + [f"swd_{k}px" for k in result["levels"]] + ["seconds"])
-            w.writerow([position.epoch, position.step, f"{result['mean']:.4g}"]
-                       + [f"{v:.4g}" for v in result["levels"].values()] + [f"{seconds:.2f}"])
-        self.rows.append((position.step, result["mean"]))
-        tqdm.write(f"epoch {position.epoch}: SWD x1e3 {result['mean']:.1f} ({seconds:.1f} s)", file=sys.stderr)
+                w.writerow(["epoch", "step", "swd_mean"] + [f"swd_{k}px" for k in levels] + ["seconds"])
+            w.writerow([position.epoch, position.step, f"{mean:.4g}"] + [f"{v:.4g}" for v in levels.values()]
+                       + [f"{seconds:.2f}"])
+        self.rows.append((position.step, mean))
+        tqdm.write(f"epoch {position.epoch}: SWD x1e3 {mean:.1f} ({seconds:.1f} s)", file=sys.stderr)
 
     def log(self):
         """The SWD so far: columns "step" and "swd_mean", or None when there is none."""

@@ -11,9 +11,9 @@ import mindspore.dataset as ds
 import numpy as np
 
 from ..errors import UserError
-from ..pixels import RESIZE, TANH
+from ..pixels import ImageLook
 from .dataset import data_error, find_images, image_pipeline, shard_indices
-from .image_files import BACKGROUND, ImageFiles
+from .image_files import ImageFiles
 
 
 class DataError(UserError):
@@ -21,23 +21,22 @@ class DataError(UserError):
 
 
 class TrainingData:
-    """Batches of the images under ``root`` (float32 (batch_size, 3, 64, 64) in ``pixel_range``);
-    shrunk to 64 px with the ``resize`` filter (``dataset.RESIZE_FILTERS``);
+    """Batches of the images under ``root`` (float32 (batch_size, 3, 64, 64)) as ``look`` says (pixel
+    range, background, the filter that shrinks them to 64 px: ``pixels.ImageLook``);
     ``num_shards`` / ``shard_id``: this device's share of them, split by ``seed``. ``dataset`` is
     MindSpore's pipeline, ``steps_per_epoch`` the number of batches an epoch yields."""
 
-    def __init__(self, root, *, batch_size=128, seed=1, pixel_range=TANH, background=BACKGROUND, resize=RESIZE,
-                 num_parallel_workers=2, num_shards=None, shard_id=None, in_memory="auto", shuffle=True,
-                 drop_remainder=True):
+    def __init__(self, root, *, batch_size=128, seed=1, look=ImageLook(), num_parallel_workers=2, num_shards=None,
+                 shard_id=None, in_memory="auto", shuffle=True, drop_remainder=True):
         paths = find_images(root)
         indices = shard_indices(len(paths), num_shards, shard_id, seed) if num_shards else list(range(len(paths)))
         if drop_remainder and len(indices) < batch_size:
             raise UserError(f"{root} holds {len(paths)} images, fewer than one batch of {batch_size}"
                             + (f" per device ({num_shards} devices)" if num_shards else "")
                             + ": lower --batch_size or add images")
-        self.files = ImageFiles(paths, indices, background)  # the linked folder lives as long as this object
-        self.dataset = image_pipeline(self.files, batch_size=batch_size, pixel_range=pixel_range, resize=resize,
-                                      shuffle=shuffle, num_parallel_workers=num_parallel_workers,
+        self.files = ImageFiles(paths, indices, look.background)  # the linked folder lives as long as this object
+        self.dataset = image_pipeline(self.files, batch_size=batch_size, pixel_range=look.pixel_range,
+                                      resize=look.resize, shuffle=shuffle, num_parallel_workers=num_parallel_workers,
                                       drop_remainder=drop_remainder, in_memory=in_memory)
         self.steps_per_epoch = self.dataset.get_dataset_size()
         self.seed, self.prepared = seed, None
