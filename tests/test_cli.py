@@ -368,11 +368,11 @@ def test_ranks_starting_at_once_check_the_output_folder_without_tripping_on_each
     import sys
     import time
     folder, go = tmp_path / "run", tmp_path / "go"
-    check = ("import os, sys, time; from dcgan_ms.session import prepare_output\n"
+    check = ("import os, sys, time; from dcgan_ms.run_folder import prepare\n"
              "open(sys.argv[1] + '.ready', 'w').close()\n"
              "while not os.path.exists(sys.argv[2]): time.sleep(0.01)\n"
              "end = time.time() + 2\n"
-             "while time.time() < end: prepare_output(sys.argv[3])\n")
+             "while time.time() < end: prepare(sys.argv[3])\n")
     ranks = [subprocess.Popen([sys.executable, "-c", check, str(tmp_path / f"rank{r}"), str(go), str(folder)],
                               stderr=subprocess.PIPE, text=True) for r in range(4)]
     while not all((tmp_path / f"rank{r}.ready").exists() or ranks[r].poll() is not None for r in range(4)):

@@ -442,8 +442,8 @@ def test_resume_from_a_named_checkpoint_then_train_further_with_more_epochs(tmp_
 
 HOLD_THE_FOLDER = """
 import sys, time
-from dcgan_ms.session import lock_run_folder
-lock_run_folder(sys.argv[1])
+from dcgan_ms.run_folder import lock
+lock(sys.argv[1])
 print("holding", flush=True)
 time.sleep(600)
 """
