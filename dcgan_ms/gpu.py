@@ -21,6 +21,7 @@ from pathlib import Path
 from .cuda import (DRIVER, ask_driver, load, loaded_path, nvcc_version, plugin_loaded, runtime_version,
                    site_packages, version_tuple, wheel_library)
 from .errors import UserError
+from .files import written_whole
 
 PIP_LINE = "pip install -r requirements-gpu.txt"
 # The CUDA libraries each MindSpore 2.10 GPU plugin needs besides the driver (readelf -d
@@ -190,11 +191,8 @@ def stand_in_cuda_home(setup):
     text = STAND_IN_NVCC.format(runtime=setup.libraries["libcudart.so.11.0"], version=setup.runtime_version)
     nvcc = folder / "bin" / "nvcc"
     if not nvcc.is_file() or nvcc.is_symlink() or nvcc.read_text() != text:
-        fd, tmp = tempfile.mkstemp(prefix=".nvcc-", dir=folder / "bin")  # a name of its own: workers write at once
-        with os.fdopen(fd, "w") as f:
+        with written_whole(str(nvcc), mode=0o700) as tmp, open(tmp, "w") as f:  # workers may write it at once
             f.write(text)
-            os.fchmod(f.fileno(), 0o700)
-        os.replace(tmp, nvcc)
     (folder / STAND_IN_MARK).touch()
     return str(folder)
 

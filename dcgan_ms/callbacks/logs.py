@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from ..files import written_whole
 from ..loop import Callback
 from ..run_folder import LOG_FIELDS
 from .control import ended_cleanly
@@ -55,9 +56,8 @@ def keep_rows(path, last_step):
         return []
     header, step = rows[0], rows[0].index("step")
     kept = [r for r in rows[1:] if len(r) == len(header) and all(r) and r[step].isdigit() and int(r[step]) <= last_step]
-    with open(path + ".tmp", "w", newline="") as f:
+    with written_whole(path) as tmp, open(tmp, "w", newline="") as f:
         csv.writer(f).writerows([header] + kept)
-    os.replace(path + ".tmp", path)
     return [tuple(float(v) for v in r) for r in kept]
 
 
