@@ -72,9 +72,10 @@ def to_bf16_bits(a):
     return (np.ascontiguousarray(a, np.float32).view(np.uint32) >> 16).astype(np.uint16)
 
 
-def product_rate(precision, M=512, N=512, K=4096, calls=2, rounds=5):
+def product_rate(precision, size=512, calls=2, rounds=5):
     """GFLOP/s of oneDNN's matrix product (MindSpore's libdnnl, as the kernels call it: single-threaded,
-    one product per core at the same time) on M x N x K, the best of ``rounds``."""
+    one product per core at the same time) on size x size x 8 size, the best of ``rounds``."""
+    M, N, K = size, size, 8 * size
     import mindspore as ms
     lib = ctypes.CDLL(os.path.join(os.path.dirname(ms.__file__), "lib", "libdnnl.so.3"))
     product = lib.dnnl_sgemm if precision == "fp32" else lib.dnnl_gemm_bf16bf16f32
@@ -150,6 +151,8 @@ def main():
     p.add_argument("--calls", type=int, default=3, help="calls per round")
     p.add_argument("--against", metavar="REV", default=None, help="also time the kernels of commit REV")
     p.add_argument("--torch", action="store_true", help="also time PyTorch's own convolutions on the same shapes")
+    p.add_argument("--product_size", type=int, default=512, help="oneDNN's product timed for the reference rate: "
+                   "size x size x 8 size (a CPU without bf16 instructions takes minutes on bf16's at 512)")
     args = p.parse_args()
     if args.torch:
         try:
@@ -167,7 +170,7 @@ def main():
         columns = list(libs) + ["PyTorch"] * args.torch
         header = " | ".join(f"{side} ms" for side in columns)
         for precision in args.precision:
-            print(f"\n{precision}: oneDNN's product on this CPU {product_rate(precision):.0f} GFLOP/s"
+            print(f"\n{precision}: oneDNN's product on this CPU {product_rate(precision, args.product_size):.0f} GFLOP/s"
                   f"\n| kernel | {header} | GFLOP/s |" + (f" {args.against} / this |" if args.against else "")
                   + "\n|---|" + "---|" * (len(columns) + 1 + bool(args.against)))
             totals, total_flop = dict.fromkeys(columns, 0.0), 0.0

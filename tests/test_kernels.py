@@ -302,7 +302,7 @@ def test_mindspores_aot_white_list_is_honoured_and_set_while_an_operator_is_made
 def run_kernel_benchmark(*flags):
     from conftest import REPO
     proc = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_kernels.py"), "--batch_size", "2",
-                           "--width", "4", "--rounds", "1", "--calls", "1", *flags],
+                           "--width", "4", "--rounds", "1", "--calls", "1", "--product_size", "64", *flags],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith(("| forward", "| input", "| weight"))]

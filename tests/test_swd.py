@@ -38,7 +38,7 @@ def test_pyramid_reconstructs_the_image():
 
 @pytest.mark.slow
 def test_swd_orders_sets_by_how_far_they_are(halves):
-    a, b = halves
+    a, b = halves[0][:200], halves[1][:200]  # 25,600 patches a level; at 100 two halves score over 20
     result = swd(a, b)
     same = result["mean"]
     assert swd(a, a)["mean"] < 20  # not 0: each set's patches are drawn at random positions
