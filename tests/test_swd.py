@@ -64,3 +64,26 @@ def test_diversity_is_about_one_for_real_images_and_near_zero_for_a_collapsed_se
     collapsed = noised(np.repeat(b[:4], 100, axis=0), 3)  # four images, each repeated with a little noise
     assert diversity(a, collapsed) < 0.3
     assert diversity(a, blurred(b, 1)) < diversity(a, b)  # blur brings images closer to each other too
+
+
+def test_the_compiled_sort_gives_numpys_sorted_rows_to_the_bit():
+    """The SWD sorts its projections with kernels.sort_rows (a radix sort on the floats' bits): the same
+    values in the same order as np.sort, for signed zeros, infinities, ties and rows of any length."""
+    from dcgan_ms.kernels import noise_source
+    from dcgan_ms.kernels.sort import sort_rows
+    if noise_source() != "compiled":
+        pytest.skip("the kernels cannot be built here: sort_rows is np.sort itself")
+    rng = np.random.default_rng(0)
+    for cols in (1, 2, 3, 100, 4097):
+        x = (rng.standard_normal((5, cols)) * 10.0 ** rng.integers(-30, 30, (5, cols))).astype(np.float32)
+        x[0, : cols // 2] = np.round(x[0, : cols // 2])  # ties
+        if cols > 8:
+            x[1, :4], x[2, :4], x[3, :3] = 0.0, -0.0, (np.inf, -np.inf, np.float32(1e-45))
+        expected = np.sort(x, axis=1)
+        got = sort_rows(x.copy())
+        np.testing.assert_array_equal(got, expected)
+        zeros = expected == 0  # np.sort leaves -0.0 and 0.0 in any order: compare the rest bit for bit
+        assert np.array_equal(got.view(np.uint32)[~zeros], expected.view(np.uint32)[~zeros])
+    strided = rng.standard_normal((6, 6)).astype(np.float32)[:, ::2]  # not C-ordered: NumPy's own sort
+    expected = np.sort(strided, axis=1)
+    np.testing.assert_array_equal(sort_rows(strided), expected)

@@ -28,7 +28,7 @@ from .. import files
 from ..cache import cache_dir, untrusted
 
 HERE = Path(__file__).parent
-SOURCES = tuple(HERE / f"{name}.cc" for name in ("conv", "leaky_relu", "batch_norm", "normal"))
+SOURCES = tuple(HERE / f"{name}.cc" for name in ("conv", "leaky_relu", "batch_norm", "normal", "sort"))
 HEADER = HERE / "common.h"
 FLAGS = ["-O3", "-std=c++14", "-fPIC", "-pthread", "-ffp-contract=off"]  # no fused multiply-adds:
 # the kernels must round as MindSpore's separate Mul and Add kernels do
