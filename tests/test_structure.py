@@ -3,6 +3,7 @@ modules and docstrings, keyword arguments, the library below the command lines, 
 import ast
 import glob
 import os
+import re
 
 from conftest import REPO
 
@@ -49,6 +50,15 @@ def test_modules_and_their_docstrings_read_at_once():
         if sum(1 for _ in open(path)) > 350:
             long.append(os.path.relpath(path, REPO))
     assert not long, f"modules over 300 lines (C++ 350) or docstrings over 12: {long}"
+
+
+def test_the_package_map_names_every_module():
+    """dcgan_ms/__init__.py's docstring is the package's map: each top-level module and subpackage is on it."""
+    import dcgan_ms
+    names = {os.path.basename(p) for p in glob.glob(os.path.join(PACKAGE, "*.py")) if not p.endswith("__init__.py")}
+    names |= {os.path.basename(os.path.dirname(p)) + "/" for p in glob.glob(os.path.join(PACKAGE, "*", "__init__.py"))}
+    missing = sorted(name for name in names if not re.search(rf"(?<![\w/]){re.escape(name)}", dcgan_ms.__doc__))
+    assert not missing, f"not on the map in dcgan_ms/__init__.py: {missing}"
 
 
 def test_lines_are_at_most_120_characters():
