@@ -68,7 +68,7 @@ def test_values_bf16_holds_exactly_give_fp32s_results_exactly_and_a_nan_stays_a_
     assert np.isnan(out).any() and not np.isinf(out).any()
 
 
-def train(precision, steps=8):
+def train(precision, steps=4):
     """Losses of ``steps`` train steps of small networks (the same weights, batches and noise whatever
     ``precision``), and G's weights after them."""
     ms.set_seed(4)
