@@ -9,6 +9,7 @@ The writers (session.py, the callbacks, resume.py, report_page.py) take their na
 through ``files.written_whole``; readers return None for a file that is missing or unreadable.
 """
 import csv
+import errno
 import fcntl
 import glob
 import json
@@ -104,10 +105,20 @@ def lock(output_dir):
     key = os.path.realpath(output_dir)
     if key in _HELD:
         return
-    fd = os.open(os.path.join(output_dir, LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    path = os.path.join(output_dir, LOCK)
+    try:  # never through a link: a planted one would have the run write into another file
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        cause = ("it is a symbolic link, which no run makes: remove it" if e.errno == errno.ELOOP
+                 else why_not_written(e))
+        raise UserError(f"cannot open the run folder's lock {path}: {cause}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):  # ENOLCK: a file system without locks
+            os.close(fd)
+            raise UserError(f"the file system of {output_dir} cannot lock files ({e.strerror}): pass an --output_dir "
+                            "on a local disk") from None
         owner = os.read(fd, 200).decode(errors="replace").strip() or "another process"
         os.close(fd)
         raise UserError(f"{output_dir} is in use by another training run ({owner}): wait for it to end, or pass "

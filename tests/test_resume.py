@@ -468,3 +468,27 @@ def test_a_second_trainer_in_a_run_folder_is_refused_naming_the_first_and_a_kill
         first.wait()
     proc = run_cli(*flags(images, out, "--max_steps", "1"))  # killed: its lock went with it
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_lock_is_never_taken_through_a_link_and_a_file_system_without_locks_is_named(tmp_path, monkeypatch):
+    """A .lock planted as a link to another file is refused, the file untouched; a file system that cannot
+    lock (ENOLCK, some network mounts) is said as such, not as another run."""
+    import fcntl
+    from dcgan_ms.errors import UserError
+    planted, victim = tmp_path / "planted", tmp_path / "victim"
+    planted.mkdir()
+    victim.write_text("mine")
+    (planted / ".lock").symlink_to(victim)
+    with pytest.raises(UserError, match=r"^cannot open the run folder's lock .*/\.lock: it is a symbolic link, which "
+                                        r"no run makes: remove it$"):
+        run_folder.lock(str(planted))
+    assert victim.read_text() == "mine"
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(UserError, match=r"^the file system of .*/nfs cannot lock files \(No locks available\): pass "
+                                        r"an --output_dir on a local disk$"):
+        (tmp_path / "nfs").mkdir()
+        run_folder.lock(str(tmp_path / "nfs"))
