@@ -15,6 +15,7 @@ import hashlib
 import html
 import io
 import json
+import math
 import os
 import time
 
@@ -93,6 +94,18 @@ def loss_plot(log, run):
     return data_uri(buffer.getvalue(), "image/png")
 
 
+def number(value):
+    """``value`` when it is a finite number (a run folder's JSON may hold anything), else None."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else None
+
+
+def script_json(value):
+    """JSON to stand inside <script>: no "<" in it (a "</script>" or "<!--" in a file name would end or
+    hide the page), as \\u003c, which JSON reads back as "<"."""
+    return json.dumps(value).replace("<", "\\u003c")
+
+
 def table(pairs):
     rows = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in pairs)
     return f"<table>{rows}</table>"
@@ -114,13 +127,13 @@ slider.addEventListener('input', () => show(+slider.value));"""
 def render(run, *, config, log, frames, plot, scores, environments, fingerprint):
     """The page, as text."""
     steps = int(log["step"][-1]) if log and log["step"] else 0
-    total = config.get("total_steps")
-    state = f"{steps} of {total} steps" + (" (finished)" if total and steps >= total else
-                                           " (not finished: --resume continues it)")
-    batch = config.get("global_batch_size") or config.get("batch_size") or 0
+    total = number(config.get("total_steps"))  # numbers from the run folder, checked as numbers
+    state = f"{steps} of {total if total is not None else '?'} steps" + (
+        " (finished)" if total and steps >= total else " (not finished: --resume continues it)")
+    batch = number(config.get("global_batch_size")) or number(config.get("batch_size")) or 0
     step_seconds = sum(batch / v for v in log["img_per_s"] if v > 0) if log else 0.0
     parts = [f"<h1>dcgan_ms run: {html.escape(os.path.abspath(run))}</h1>",
-             f"<p class=status>{html.escape(state)}, batches of {batch}; "
+             f"<p class=status>{html.escape(state)}, batches of {html.escape(str(batch))}; "
              f"{step_seconds / 60:.1f} minutes in training steps (from the log)</p>",
              "<h2>Fingerprint</h2><p>Check it against the files: <code>sha256sum generator.ckpt config.json</code></p>",
              table(fingerprint.items())]
@@ -130,7 +143,7 @@ def render(run, *, config, log, frames, plot, scores, environments, fingerprint)
         parts += [f"<input id=slider type=range min=0 max={last} value={last} style='width:530px'> "
                   f"<span id=label>{html.escape(frames[-1][0])}</span><br>",
                   f"<img id=grid alt='the last grid' src='{frames[-1][1]}'>",
-                  f"<script id=frames type=application/json>{json.dumps(frames)}</script>",
+                  f"<script id=frames type=application/json>{script_json(frames)}</script>",
                   f"<script>{SCRIPT}</script>"]
     else:
         parts.append("<p>no grid yet: the first is drawn at the end of the first epoch</p>")

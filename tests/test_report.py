@@ -81,3 +81,19 @@ def test_smoothing_keeps_a_constant_starts_at_the_first_value_and_follows_a_step
     assert line[0] == 0 and line[99] == 0 and abs(line[-1] - 1) < 1e-6 and 0 < line[105] < 1
     spiky = np.random.default_rng(0).normal(1.0, 1.0, 2000)
     assert np.std(smoothed(spiky)[100:]) < 0.3 * np.std(spiky)
+
+
+def test_values_from_a_crafted_run_folder_are_escaped_and_numbers_checked(tmp_path):
+    """A config.json whose batch size is markup and whose step count is text, and a grid whose name would
+    open a comment inside the page's <script>: the page shows them as text, never as markup."""
+    from dcgan_ms.report_page import write_report
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"global_batch_size": "<script>alert(1)</script>",
+                                                 "total_steps": "<b>x</b>", "seed": 1}))
+    Image.new("RGB", (8, 8), "red").save(run / "samples" / "epoch_<!--<script>.png")
+    text = page(write_report(str(run), score=False))
+    assert "<script>alert" not in text and "<!--" not in text and "<b>x" not in text
+    frames = re.search(r"<script id=frames type=application/json>(.*?)</script>", text, re.S)[1]
+    assert json.loads(frames)[0][0] == "epoch <!--<script>"  # the JSON reads back the name as it is
+    assert "0 of ? steps (not finished" in text and "batches of 0;" in text
