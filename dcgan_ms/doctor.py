@@ -175,13 +175,19 @@ def writable(folder):
 
 
 def check_folders(output_dir):
-    from .cache import cache_dir, untrusted
+    from .cache import cache_dir, make_cache, untrusted_folder
+    from .files import why_not_written
     cache, problem = str(cache_dir()), None
-    if writable(cache):
-        problem = f"the kernel cache {cache} cannot be written ({writable(cache)}): set DCGAN_MS_CACHE"
-    elif untrusted(cache_dir()):
-        problem = (f"the kernel cache {cache} is another user's or others can write it: its kernels are not loaded, "
-                   "each run builds its own (set DCGAN_MS_CACHE to a folder of yours)")
+    try:
+        make_cache()  # private (0700), as a run makes it
+        why = writable(cache) and f"cannot be written ({writable(cache)})"
+    except OSError as e:
+        why = f"cannot be made ({why_not_written(e)})"
+    if why:
+        problem = f"the kernel cache {cache} {why}: set DCGAN_MS_CACHE"
+    elif untrusted_folder(cache):
+        problem = (f"the kernel cache {cache} cannot be trusted ({untrusted_folder(cache)}): its kernels are not "
+                   "loaded, each run builds its own (set DCGAN_MS_CACHE to a folder of yours)")
     why = writable(output_dir)
     if why:
         return Check("folders", FAIL, f"the output folder {output_dir} cannot be written ({why})",

@@ -5,12 +5,14 @@ new name), where the writer (json, Pillow, matplotlib, MindSpore's checkpoint an
 compiler) writes; ``finish_file`` then gives it the mode the user's umask gives new files (MindSpore
 leaves what it writes read-only, 0400), puts it on disk and renames it into place, so that a power
 cut leaves either the old file or the new one, and the folder goes with whatever else the writer left
-there. ``why_not_written`` turns the OSError of a failed write into its cause in words.
+there. ``why_not_written`` turns the OSError of a failed write into its cause in words;
+``shared_folder`` says why a folder another account could swap things in is no place to write.
 """
 import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
 
 from .errors import UserError
@@ -47,6 +49,44 @@ def finish_file(tmp, path, mode=None):
     fsync_path(os.path.dirname(os.path.abspath(path)))
 
 
+def _private_group(gid):
+    """Whether group ``gid`` is this user's own (named as the user, no other member), as the groups that
+    ``useradd`` makes each user are: a folder it may write is still the user's alone (umask 002)."""
+    import grp
+    import pwd
+    try:
+        name, group = pwd.getpwuid(os.geteuid()).pw_name, grp.getgrgid(gid)
+    except KeyError:
+        return False
+    return gid == os.getegid() and group.gr_name == name and set(group.gr_mem) <= {name}
+
+
+def others_may_write(info):
+    """Whether an account other than this user (or root) may add, remove or rename entries of the folder
+    ``info`` (an os.stat result) describes: writable by others, or by a shared group, and not sticky."""
+    if info.st_mode & stat.S_ISVTX:
+        return False
+    return bool(info.st_mode & stat.S_IWOTH or info.st_mode & stat.S_IWGRP and not _private_group(info.st_gid))
+
+
+def shared_folder(folder):
+    """Why ``folder`` (which exists) is no place for this user's files, or None: another account owns it,
+    or others may add, remove or rename its entries (a planted link would have our writes land elsewhere)."""
+    info = os.stat(folder)
+    if info.st_uid != os.geteuid():
+        return f"user {info.st_uid} owns it, not you ({os.geteuid()})"
+    if others_may_write(info):
+        return f"other accounts may write it (mode {stat.S_IMODE(info.st_mode):o}, no sticky bit)"
+    return None
+
+
+def open_to_write(path, *, append):
+    """``path`` opened for text writing (appending, or from empty) without following a link; made with
+    the user's file mode."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o666), "a" if append else "w", newline="")
+
+
 CAUSES = {
     errno.EACCES: "permission denied: choose a folder you can write",
     errno.EPERM: "permission denied: choose a folder you can write",
@@ -54,6 +94,7 @@ CAUSES = {
     errno.EDQUOT: "the disk quota is used up: free some space",
     errno.EROFS: "the file system is read-only: choose a folder on a writable disk",
     errno.EFBIG: "the file is larger than this process may write (ulimit -f)",
+    errno.ELOOP: "it is a symbolic link, which no run makes: remove it",
 }
 
 

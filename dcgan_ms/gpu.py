@@ -177,11 +177,11 @@ echo "Cuda compilation tools, release {version}, V{version}"
 def stand_in_cuda_home(setup):
     """A folder whose bin/nvcc prints the loaded CUDA runtime's version: in the cache when it is this
     user's alone, else in a private temporary folder for this process."""
-    from .cache import cache_dir, untrusted
-    folder = cache_dir() / f"cuda-{setup.runtime_version}"
+    from .cache import make_cache, untrusted, untrusted_folder
     try:
+        folder = make_cache() / f"cuda-{setup.runtime_version}"
         (folder / "bin").mkdir(mode=0o700, parents=True, exist_ok=True)
-        trusted = untrusted(cache_dir()) is None and untrusted(folder) is None and untrusted(folder / "bin") is None
+        trusted = untrusted_folder(folder.parent) is None and untrusted(folder) is None and untrusted(folder / "bin") is None
     except OSError:
         trusted = False
     if not trusted:

@@ -19,7 +19,7 @@ import socket
 import tempfile
 
 from .errors import UserError
-from .files import why_not_written, written_whole
+from .files import shared_folder, why_not_written, written_whole
 
 CONFIG = "config.json"  # the run's flags, data folder and step counts
 ENVIRONMENT = "environment.json"  # where each session of the run trained
@@ -84,15 +84,28 @@ def old_run_files(output_dir):
 
 
 def prepare(output_dir):
-    """Make the output folder (and samples/) and check that it takes a file, under a name of this
-    process's own (every rank of a data-parallel run checks at once)."""
+    """Make the output folder (and samples/), refuse it if it is not this user's alone (another account
+    could plant links there for the run to write through), and check that it takes a file, under a name
+    of this process's own (every rank of a data-parallel run checks at once)."""
     try:
         os.makedirs(os.path.join(output_dir, SAMPLES), exist_ok=True)
+        refuse_shared(output_dir)
         with tempfile.NamedTemporaryFile(dir=output_dir, prefix=".write_test."):
             pass
     except OSError as e:
         raise UserError(f"cannot write to output folder {output_dir} ({e.strerror or e}): "
                         "pass a writable --output_dir") from None
+
+
+def refuse_shared(output_dir):
+    """A UserError if the run's folder (or its samples/ or checkpoints/) exists and is not this user's
+    alone: another account could plant links there for the run to write through, or checkpoints for it
+    to resume from."""
+    for folder in (output_dir, os.path.join(output_dir, SAMPLES), os.path.join(output_dir, CHECKPOINTS)):
+        why = shared_folder(folder) if os.path.isdir(folder) else None
+        if why:
+            raise UserError(f"the run's folder {folder} is not yours alone ({why}): pass an --output_dir of your "
+                            "own, which only you can write")
 
 
 _HELD = {}  # real path of a run folder -> this process's open, locked descriptor of its lock file

@@ -87,6 +87,7 @@ def read_resume_state(config):
     """(config, state): with --resume, the checkpoint and the run's own flags; else (config, None).
     A new run refuses a folder that holds a run's checkpoints unless --overwrite."""
     out = config.output_dir
+    run_folder.refuse_shared(out)
     if not config.resume:
         if run_folder.state_paths(out) and not config.overwrite:
             raise UserError(f"{out} already holds a training run (resume checkpoints in {out}/checkpoints): pass "

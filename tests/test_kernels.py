@@ -212,7 +212,14 @@ def test_a_cache_another_user_owns_is_not_loaded(fresh_build, monkeypatch, capsy
     cache = fresh_build / "cache"
     cache.mkdir(mode=0o700)
     owner = os.stat(cache).st_uid
-    monkeypatch.setattr(library.os, "geteuid", lambda: owner + 1)  # as another user sees this user's folder
+    checked = library.untrusted_folder
+
+    def as_another_user_sees_it(folder):  # this user's folder, checked as another user would see it
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "geteuid", lambda: owner + 1)
+            return checked(folder)
+
+    monkeypatch.setattr(library, "untrusted_folder", as_another_user_sees_it)
     lib = kernels.build()
     assert lib.parent != cache
     assert f"not using the kernel cache {cache} (user {owner} owns it, not you ({owner + 1}))" in capsys.readouterr().err
@@ -325,3 +332,29 @@ def test_the_kernel_benchmark_checks_the_kernels_against_pytorchs_convolutions()
     out, rows = run_kernel_benchmark("--precision", "fp32", "bf16", "--torch")
     assert len(rows) == 24 and out.count("| all twelve |") == 2, out
     assert all(len(row.split("|")) == 6 for row in rows), rows  # label, this checkout, PyTorch, GFLOP/s
+
+
+def test_the_library_loaded_is_the_one_checked_whatever_its_path_holds_later(monkeypatch, tmp_path):
+    """Checked, then swapped for another file at the same path (as another account could, between the
+    check and MindSpore's load): what is loaded is still the file that was checked."""
+    import numpy as np
+    from dcgan_ms.kernels.sort import sort_rows
+    built = kernels.build()  # the suite's cache; a copy of it (another inode) in a cache of this test's own
+    (tmp_path / "cache").mkdir(mode=0o700)
+    shutil.copy2(built, tmp_path / "cache" / built.name)
+    monkeypatch.setenv("DCGAN_MS_CACHE", str(tmp_path / "cache"))
+    library._build_once.cache_clear()
+    try:
+        lib = kernels.build()
+        assert lib == tmp_path / "cache" / built.name  # found, not rebuilt
+        loaded = library.loaded_path()
+        assert loaded.startswith("/proc/self/fd/") and os.path.samefile(loaded, lib)
+        swapped = tmp_path / "swapped.so"
+        swapped.write_bytes(b"not the library that was checked")
+        os.replace(swapped, lib)
+        rows = np.random.default_rng(3).standard_normal((4, 300)).astype(np.float32)
+        assert np.array_equal(sort_rows(rows.copy()), np.sort(rows, axis=1))  # ctypes loads the checked one
+        op = library.operator("LeakyForward", out_shape=library.same_as_first)
+        assert op.func == f"{loaded}:LeakyForward"  # and MindSpore is handed the same descriptor
+    finally:
+        library._build_once.cache_clear()

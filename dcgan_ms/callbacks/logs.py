@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-from ..files import written_whole
+from ..errors import UserError
+from ..files import open_to_write, why_not_written, written_whole
 from ..loop import Callback
 from ..run_folder import LOG_FIELDS
 from .control import ended_cleanly
@@ -61,6 +62,14 @@ def keep_rows(path, last_step):
     return [tuple(float(v) for v in r) for r in kept]
 
 
+def opened_log(path, *, append):
+    """A run's log file (log.csv, swd.csv) opened to write, never through a link."""
+    try:
+        return open_to_write(path, append=append)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {why_not_written(e)}") from None
+
+
 class CSVLog(History):
     """``path`` (log.csv): a row per step, flushed at once, so a killed run keeps its rows; and, as a
     History, every row of the run in memory. A new run starts a new log; a resumed one
@@ -73,7 +82,7 @@ class CSVLog(History):
     def on_train_begin(self, position):
         if self.resume_step is not None:
             self.rows = keep_rows(self.path, self.resume_step)
-        self.file = open(self.path, "w" if self.resume_step is None else "a", newline="")
+        self.file = opened_log(self.path, append=self.resume_step is not None)
         self.writer = csv.writer(self.file)
         if self.file.tell() == 0:
             self.writer.writerow(LOG_FIELDS)

@@ -8,7 +8,7 @@ from .. import plots, run_folder
 from ..images import generate
 from ..loop import Callback
 from .control import ended_cleanly, saves_now
-from .logs import columns, keep_rows
+from .logs import columns, keep_rows, opened_log
 
 
 class SWDTracker(Callback):
@@ -38,7 +38,7 @@ class SWDTracker(Callback):
         seconds = time.perf_counter() - start
         levels, mean = scores["swd_x1e3_per_level"], scores["swd_x1e3"]
         new = not os.path.exists(self.path)
-        with open(self.path, "a", newline="") as f:
+        with opened_log(self.path, append=True) as f:
             w = csv.writer(f)
             if new:
                 w.writerow(["epoch", "step", "swd_mean"] + [f"swd_{k}px" for k in levels] + ["seconds"])

@@ -4,8 +4,10 @@ The library is compiled once with the system's C++ compiler (``$CXX``, default g
 libdnnl inside MindSpore for its matrix product, and cached in ``$DCGAN_MS_CACHE`` (default
 ``~/.cache/dcgan_ms``, made private) under a hash of the sources, the compiler (its resolved path and
 version), flags, MindSpore and CPU architecture, so editing a source or upgrading either rebuilds it.
-Only a folder and library this user owns and nobody else can write are loaded; otherwise the kernels
-are built in a private temporary folder for this process, with one line saying why.
+Only a folder and library this user owns and nobody else can write (nor swap, cache.untrusted_folder)
+are loaded; otherwise the kernels are built in a private temporary folder for this process, with one
+line saying why. The library is opened once and checked on its descriptor; MindSpore loads it through
+that descriptor (/proc/self/fd/N), so the file loaded is the file checked, whatever the path holds later.
 """
 import atexit
 import contextlib
@@ -25,7 +27,7 @@ import mindspore as ms
 from mindspore import ops
 
 from .. import files
-from ..cache import cache_dir, untrusted
+from ..cache import make_cache, untrusted, untrusted_folder, untrusted_info
 
 HERE = Path(__file__).parent
 SOURCES = tuple(HERE / f"{name}.cc" for name in ("conv", "leaky_relu", "batch_norm", "normal", "sort"))
@@ -44,18 +46,52 @@ class Unavailable(Exception):
 def build():
     """Path of the compiled library, compiling it on first use (a few seconds). A failure is remembered
     too, so that every layer built in the process does not run the compiler again."""
-    lib, error = _build_once()
+    return _built()[0]
+
+
+def loaded_path():
+    """The path the library is loaded by (MindSpore, ctypes): its open, checked descriptor in
+    /proc/self/fd where this system has one, else the path itself."""
+    lib, fd = _built()
+    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else str(lib)
+
+
+def loaded_path_or_none():
+    """``loaded_path()``, or None where the library cannot be built (for kernels with a NumPy fallback)."""
+    try:
+        return loaded_path()
+    except Unavailable:
+        return None
+
+
+def _built():
+    lib, fd, error = _build_once()
     if error:
         raise error
-    return lib
+    return lib, fd
 
 
 @lru_cache(maxsize=None)
 def _build_once():
+    """(library path, its descriptor, None), or (None, None, Unavailable): the descriptor stays open for
+    the life of the process."""
     try:
-        return _build(), None
+        lib = _build()
+        return lib, _open_checked(lib), None
     except Unavailable as e:
-        return None, e
+        return None, None, e
+
+
+def _open_checked(lib):
+    try:
+        fd = os.open(lib, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise Unavailable(f"cannot open the kernels {lib} ({e.strerror})") from None
+    why = untrusted_info(os.fstat(fd), plain_file=True)
+    if why:
+        os.close(fd)
+        raise Unavailable(f"the kernels {lib} changed after they were checked ({why})")
+    return fd
 
 
 def _build():
@@ -98,12 +134,11 @@ def compiler_version(compiler_path):
 def library_folder():
     """The cache folder (made private, 0700) when it can be trusted; else, with one line saying why, a
     private temporary folder that lasts as long as this process."""
-    folder = cache_dir()
     try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        why = untrusted(folder)
+        folder = make_cache()
+        why = untrusted_folder(folder)
     except OSError as e:
-        why = f"cannot create it ({e.strerror})"
+        folder, why = e.filename, f"cannot create it ({e.strerror})"
     white_list = os.environ.get(WHITE_LIST)
     if why is None and white_list and not is_within(folder, white_list):
         why = f"it is outside {WHITE_LIST}={white_list}"
@@ -168,12 +203,12 @@ def operator(name, *, out_shape, out_dtype=same_as_first, bprop=None):
     """The library's function ``name`` as a MindSpore "aot" custom operator (builds the library). Unless
     the user set MS_CUSTOM_AOT_WHITE_LIST, it is set to the library's folder while MindSpore checks the
     path, so that MindSpore itself refuses a library that a link has moved elsewhere."""
-    lib = build()
+    lib, path = build(), loaded_path()
     unset = WHITE_LIST not in os.environ
     if unset:
         os.environ[WHITE_LIST] = str(lib.parent)
     try:
-        return ops.Custom(f"{lib}:{name}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot", bprop=bprop)
+        return ops.Custom(f"{path}:{name}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot", bprop=bprop)
     finally:
         if unset:
             del os.environ[WHITE_LIST]

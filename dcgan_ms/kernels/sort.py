@@ -4,17 +4,17 @@ from functools import lru_cache
 
 import numpy as np
 
-from .library import _build_once
+from .library import loaded_path_or_none
 
 
 def sort_rows(x):
     """``x`` (a C-ordered 2-D float32 array) with each row sorted, in place; returns ``x``. The same
     values as ``np.sort(x, axis=1)``: from the compiled library when it builds, else NumPy's sort."""
-    lib, _ = _build_once()
+    lib = loaded_path_or_none()
     if lib is None or x.dtype != np.float32 or x.ndim != 2 or not x.flags.c_contiguous:
         x.sort(axis=1)
         return x
-    _sort_function(str(lib))(x.ctypes.data, x.shape[0], x.shape[1])
+    _sort_function(lib)(x.ctypes.data, x.shape[0], x.shape[1])
     return x
 
 
