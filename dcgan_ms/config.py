@@ -9,6 +9,8 @@ itself (``TrainConfig.check``), so every way in gets the command line's one-line
 """
 import argparse
 import dataclasses
+import json
+import math
 import os
 import time
 from typing import Optional
@@ -17,13 +19,21 @@ from .errors import UserError
 from .pixels import PIXEL_RANGES, RESIZE, RESIZE_BEFORE_RECORDED, RESIZES, ImageLook, parse_colour
 
 
+def number(kind, text):
+    """``text`` as a number of ``kind``: finite (an "inf" or "nan" would never end a run, or poison it)."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
 def positive(kind):
     """A command-line parser of numbers of ``kind`` greater than 0."""
     def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
+        value = number(kind, text)
         if not value > 0:
             raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
         return value
@@ -31,7 +41,7 @@ def positive(kind):
 
 
 def nonnegative(text):
-    value = float(text)
+    value = number(float, text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
@@ -39,10 +49,7 @@ def nonnegative(text):
 
 def count(text):
     """A command-line parser of whole numbers 0 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+    value = number(int, text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
@@ -51,7 +58,7 @@ def count(text):
 def between(low, high):
     """A command-line parser of floats in [low, high)."""
     def parse(text):
-        value = float(text)
+        value = number(float, text)
         if not low <= value < high:
             raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}), got {text}")
         return value
@@ -109,8 +116,8 @@ class TrainConfig:
     ema: float = flag(0.0, "keep a moving average of G's weights with this decay per step (e.g. 0.99); the grids, "
                       "generator.ckpt and SWD then come from the averaged G (0: off, the tutorial)", group="training",
                       defines_run=True, type=between(0, 1), metavar="DECAY")
-    seed: int = flag(1, "seeds weights, shuffling, noise and the fixed noise", group="training", defines_run=True,
-                     type=int)
+    seed: int = flag(1, "seeds weights, shuffling, noise and the fixed noise (0 or more)", group="training",
+                     defines_run=True, type=count)
     swd_every: int = flag(0, "every this many epochs (and at the end), score G by SWD against --swd_num real images "
                           "(swd.csv, third panel of losses.png); 0: off", group="training", type=count,
                           metavar="EPOCHS")
@@ -161,6 +168,8 @@ class TrainConfig:
     def check(self):
         """The flags that are valid alone but not together, for every way a run is made (the command line,
         code, ``dataclasses.replace`` on --resume): a UserError, one line saying what to do."""
+        if self.dataset == "folder" and not self.data_root:  # recorded for a run given --data_root alone
+            raise UserError("a run of a folder of images needs --data_root, that folder")
         if self.dataset == "sample" and self.data_root:
             raise UserError("--dataset sample takes no --data_root (the sample is data/sample)")
         if self.distributed and self.device_id is not None:
@@ -196,19 +205,49 @@ _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def checked(key, value):
-    """A flag's value read back from a checkpoint, checked as the command line checks it (an edited
-    keep_checkpoints of 0 would make the rotation delete every checkpoint)."""
-    parsing = next((f.metadata["parsing"] for f in FLAGS if f.name == key), {})
+    """A flag's value read back from a checkpoint, parsed as the command line parses it; the parsed
+    value is the one kept (an edited "8" is 8; a keep_checkpoints of 0 would have the rotation delete
+    every checkpoint, an "Infinity" would never end)."""
+    field = next((f for f in FLAGS if f.name == key), None)
+    parsing = field.metadata["parsing"] if field else {}
     try:
-        if value is not None and "type" in parsing:
-            parsing["type"](str(value))
+        if value is None:
+            if field and field.default is not None:
+                raise argparse.ArgumentTypeError("it has no value")
+            return None
+        if parsing.get("action") == "store_true":
+            if not isinstance(value, bool):
+                raise argparse.ArgumentTypeError("expected true or false")
+            return value
+        if isinstance(value, (bool, dict, list)) or ("type" not in parsing and not isinstance(value, str)):
+            raise argparse.ArgumentTypeError("not a value the command line gives")
+        parsed = parsing["type"](str(value)) if "type" in parsing else value
         allowed = (*parsing.get("choices", ()), *(("folder",) if key == "dataset" else ()))  # folder: --data_root alone
-        if allowed and value not in allowed:
+        if allowed and parsed not in allowed:
             raise argparse.ArgumentTypeError(f"must be one of {', '.join(map(str, allowed))}")
     except (argparse.ArgumentTypeError, ValueError) as e:
-        raise UserError(f"the run being resumed records --{key} {value}, which is not valid ({e}): its checkpoint "
-                        "was edited or is damaged; resume from another, or start a new run") from None
-    return value
+        raise UserError(f"the run being resumed records --{key} {json.dumps(value)}, which is not valid ({e}): its "
+                        "checkpoint was edited or is damaged; resume from another, or start a new run") from None
+    return parsed
+
+
+# What a run records besides its flags, which resuming needs: each a whole number > 0.
+RECORDED_COUNTS = ("devices", "steps_per_epoch")
+
+
+def checked_record(saved):
+    """The config a resume checkpoint records (``saved``), its counts checked: a UserError naming what is
+    missing or wrong."""
+    if not isinstance(saved, dict):
+        raise UserError("the run being resumed records no config (its checkpoint was edited or is damaged): resume "
+                        "from another, or start a new run")
+    for key in RECORDED_COUNTS:
+        value = saved.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            what = "no " + key if key not in saved else f"{key} {json.dumps(value)}, not a whole number above 0"
+            raise UserError(f"the run being resumed records {what} (its checkpoint was edited or is damaged): "
+                            "resume from another, or start a new run")
+    return saved
 
 
 def resumed(config, saved):

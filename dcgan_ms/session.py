@@ -95,6 +95,7 @@ def read_resume_state(config):
         return config, None
     state = (resume.latest_state(out, warn=lambda m: print(m, file=sys.stderr)) if config.resume == "latest"
              else resume.read_state(config.resume))
+    state["config"] = config_module.checked_record(state["config"])
     return config_module.resumed(config, state["config"]), state
 
 

@@ -4,6 +4,7 @@ Found on this machine (MindSpore 2.10, CPU): training is deterministic for a fix
 is killed and resumed logs exactly the losses of the same run left alone; the first test checks that.
 """
 import csv
+import re
 import errno
 import json
 import os
@@ -492,3 +493,40 @@ def test_the_lock_is_never_taken_through_a_link_and_a_file_system_without_locks_
                                         r"an --output_dir on a local disk$"):
         (tmp_path / "nfs").mkdir()
         run_folder.lock(str(tmp_path / "nfs"))
+
+
+def test_a_resumed_runs_record_is_parsed_as_the_command_line_parses_it():
+    """Values read back from a checkpoint keep the parser's types; what the parser refuses, and what
+    resuming needs but the record lacks, is named in one line."""
+    from dcgan_ms import config as config_module
+    from dcgan_ms.train import parse_args
+    given = parse_args(["--dataset", "sample", "--resume", "--output_dir", "run"])
+    record = {**given.flags(), "devices": 1, "steps_per_epoch": 9, "batch_size": "8", "keep_checkpoints": "3"}
+    resumed = config_module.resumed(given, config_module.checked_record(record))
+    assert resumed.batch_size == 8 and resumed.keep_checkpoints == 3  # ints, as --batch_size 8 gives
+    for key, value, why in [("lr", float("inf"), "must be a finite number, got inf"),
+                            ("seed", -5, "must be 0 or more, got -5"),
+                            ("beta1", [0.5], "not a value the command line gives"),
+                            ("no_progress", "yes", "expected true or false"),
+                            ("nz", None, "it has no value")]:
+        with pytest.raises(UserError, match=re.escape(f"records --{key} {json.dumps(value)}, which is not valid "
+                                                      f"({why}): its checkpoint was edited")):
+            config_module.resumed(given, {**record, key: value})
+    with pytest.raises(UserError, match="a run of a folder of images needs --data_root"):
+        config_module.resumed(parse_args(["--resume", "--output_dir", "run"]),
+                              {**record, "dataset": "folder", "data_root": None})
+    del record["steps_per_epoch"]
+    with pytest.raises(UserError, match="the run being resumed records no steps_per_epoch \\(its checkpoint"):
+        config_module.checked_record(record)
+    with pytest.raises(UserError, match="records devices \"2\", not a whole number above 0"):
+        config_module.checked_record({**record, "steps_per_epoch": 9, "devices": "2"})
+    with pytest.raises(UserError, match="records no config"):
+        config_module.checked_record([1, 2])
+
+
+@pytest.mark.parametrize("flags, why", [(["--seed", "-1"], "--seed: must be 0 or more, got -1"),
+                                        (["--lr", "inf"], "--lr: must be a finite number, got inf"),
+                                        (["--max_minutes", "nan"], "--max_minutes: must be a finite number, got nan")])
+def test_seeds_below_zero_and_endless_numbers_are_refused_on_the_command_line(flags, why):
+    proc = run_cli("dcgan_ms.train", "--dataset", "sample", *flags)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: argument {why}: see python -m dcgan_ms.train --help"
