@@ -119,13 +119,20 @@ def test_an_archive_that_would_unpack_past_the_bound_is_refused_before_unpacking
 
 class Server:
     """An HTTP server on 127.0.0.1 serving ``body`` at any path, in a thread; with ``stall_after``, each
-    response stops sending after that many bytes (for at most ``stall_seconds``)."""
+    response stops sending after that many bytes (for at most ``stall_seconds``); with ``redirect``, a
+    302 to that address for any path but ``/served.zip``."""
 
-    def __init__(self, body, stall_after=None, stall_seconds=5):
+    def __init__(self, body, stall_after=None, stall_seconds=5, redirect=None):
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                if redirect and self.path != "/served.zip":
+                    self.send_response(302)
+                    self.send_header("Location", redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -183,6 +190,48 @@ def test_a_mirror_must_be_https(tmp_path, monkeypatch):
                                         r"address: give the mirror's https URL"):
         prepare_faces(str(tmp_path / "faces"))
     assert not (tmp_path / "faces").exists()
+
+
+@pytest.mark.parametrize("redirect", ["http://mirror.example/faces.zip", "ftp://127.0.0.1/faces.zip"])
+def test_a_redirect_away_from_https_is_not_followed(tmp_path, flat_images, redirect):
+    """The first address passes (the test server on this machine); where it redirects must pass too."""
+    server = Server(faces_zip(tmp_path / "served.zip", flat_images).read_bytes(), redirect=redirect)
+    try:
+        with pytest.raises(UserError, match=re.escape(f"(the server redirected to {redirect}, "
+                                                      "which is not https)")):
+            prepare_faces(str(tmp_path / "faces"), url=server.url)
+    finally:
+        server.close()
+    assert not os.path.exists(tmp_path / "faces" / "faces.zip")
+
+
+def test_a_redirect_to_an_accepted_address_is_followed(tmp_path, flat_images):
+    server = Server(faces_zip(tmp_path / "served.zip", flat_images).read_bytes(), redirect="/served.zip")
+    try:
+        assert prepare_faces(str(tmp_path / "faces"), url=server.url) == str(tmp_path / "faces")
+    finally:
+        server.close()
+    assert len(os.listdir(tmp_path / "faces" / "faces")) == 8
+
+
+def test_the_unpack_merges_into_a_folder_of_the_same_name_and_never_removes_one(tmp_path, flat_images):
+    root = tmp_path / "data"
+    (root / "faces" / "thesis").mkdir(parents=True)
+    (root / "faces" / "thesis" / "chapter1.tex").write_text("mine")
+    faces_zip(root / "faces.zip", flat_images)
+    prepare_faces(str(root))
+    assert (root / "faces" / "thesis" / "chapter1.tex").read_text() == "mine"
+    assert len([n for n in os.listdir(root / "faces") if n.endswith(".png") or n.endswith(".jpg")]) == 8
+    linked, elsewhere = tmp_path / "linked", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "notes.txt").write_text("mine")
+    linked.mkdir()
+    (linked / "faces").symlink_to(elsewhere)  # a link where the archive has a folder: not followed
+    faces_zip(linked / "faces.zip", flat_images)
+    with pytest.raises(UserError, match=re.escape(f"cannot unpack faces.zip: {linked / 'faces'} is in the way (the "
+                                                  "archive has a folder there): move it elsewhere")):
+        prepare_faces(str(linked))
+    assert os.listdir(elsewhere) == ["notes.txt"] and sorted(os.listdir(linked)) == ["faces", "faces.zip"]
 
 
 def test_offline_download_says_what_to_do(tmp_path):

@@ -4,9 +4,10 @@ faces.zip (70,171 anime faces, 96x96 JPEG, about 250 MB) is fetched with the ``d
 the tutorial's URL into ``data/faces/faces.zip`` (in a checkout; an installed copy uses
 ``~/.local/share/dcgan_ms/faces`` and finds the sample inside the package): the transfer goes to
 faces.zip.part (kept if it breaks, and continued by the next run), every read has a timeout, and a
-mirror named by DCGAN_MS_FACES_URL must be https. The archive is unpacked into a temporary folder
-beside its place and renamed into place only when every member is out whole; then a marker file says
-the set is complete, so an unpack that stopped is never taken for the data set. Offline, put
+mirror named by DCGAN_MS_FACES_URL must be https, as must every address it redirects to. The archive is
+unpacked into a temporary folder beside its place and moved into place only when every member is out
+whole (files only: folders of the same name are merged, never removed); then a marker file says the
+set is complete, so an unpack that stopped is never taken for the data set. Offline, put
 faces.zip there by hand (``--data_root`` names another folder, e.g. in a checkout the user cannot write).
 """
 import contextlib
@@ -15,8 +16,11 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
+import urllib.error
 import urllib.parse
+import urllib.request
 import zipfile
 
 from ..errors import UserError, first_line
@@ -76,8 +80,7 @@ def _count_images(root):
 def download_faces(url, zip_path):
     """faces.zip from ``url`` into ``zip_path`` with the ``download`` package, every read within
     READ_TIMEOUT; what arrived of a broken transfer stays in faces.zip.part, which the next call continues."""
-    parsed = urllib.parse.urlparse(url)
-    if parsed.scheme != "https" and not (parsed.scheme == "http" and parsed.hostname in LOOPBACK):
+    if not secure(url):
         raise UserError(f"{URL_VARIABLE}={url} is not an https address: give the mirror's https URL (plain http "
                         "is accepted only from this machine)")
     root = os.path.dirname(zip_path)
@@ -89,7 +92,7 @@ def download_faces(url, zip_path):
         raise _not_writable(root, e) from None
     try:
         from download import download
-        with reads_time_out(READ_TIMEOUT):  # the package times out its first request only
+        with reads_time_out(READ_TIMEOUT), https_redirects_only():  # the package times out its first request only
             download(url, zip_path, kind="file", replace=True, timeout=READ_TIMEOUT)
     except Exception as e:  # offline, refused, not found, stalled, interrupted, disk full...
         part = f"; the {os.path.getsize(zip_path + '.part'):,} bytes received are kept in {zip_path}.part and the " \
@@ -99,11 +102,40 @@ def download_faces(url, zip_path):
                         "or train on the shipped sample with --dataset sample") from None
 
 
+def secure(url):
+    """Whether faces.zip may be fetched from ``url``: https, or plain http from this machine (a test server)."""
+    parsed = urllib.parse.urlparse(url)
+    return parsed.scheme == "https" or parsed.scheme == "http" and parsed.hostname in LOOPBACK
+
+
+class HttpsRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to an address ``secure`` accepts: a mirror's https must not end in plain http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not secure(urllib.parse.urljoin(req.full_url, newurl)):
+            raise urllib.error.URLError(f"the server redirected to {newurl}, which is not https")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+@contextlib.contextmanager
+def https_redirects_only():
+    """urllib's ``urlopen`` (which the ``download`` package calls) follows only ``secure`` redirects inside."""
+    before = getattr(urllib.request, "_opener", None)  # what install_opener set before, None for urllib's default
+    urllib.request.install_opener(urllib.request.build_opener(HttpsRedirectsOnly))
+    try:
+        yield
+    finally:
+        urllib.request.install_opener(before)
+
+
 def _cause(error):
     """What went wrong in a download: the ``download`` package wraps it as "Error while fetching file ...
-    Dataset fetching aborted." followed by an "Error: <cause>" line."""
+    Dataset fetching aborted." followed by an "Error: <cause>" line; urllib's own are "<urlopen error cause>"."""
     lines = str(error).strip().splitlines()
-    return lines[-1][len("Error: "):][:200] if lines and lines[-1].startswith("Error: ") else first_line(error)
+    cause = lines[-1][len("Error: "):] if lines and lines[-1].startswith("Error: ") else first_line(error)
+    if cause.startswith("<urlopen error ") and cause.endswith(">"):
+        cause = cause[len("<urlopen error "):-1]
+    return cause[:200]
 
 
 @contextlib.contextmanager
@@ -135,11 +167,7 @@ def unpack(zip_path, root):
             work = tempfile.mkdtemp(prefix=".unpacking-", dir=root)
             try:
                 archive.extractall(work)
-                for name in os.listdir(work):
-                    target = os.path.join(root, name)
-                    if os.path.isdir(target):  # left by an unpack of an earlier version that stopped
-                        shutil.rmtree(target)
-                    os.replace(os.path.join(work, name), target)
+                move_unpacked(work, root)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         with open(os.path.join(root, MARKER), "w") as f:
@@ -155,6 +183,31 @@ def unpack(zip_path, root):
             raise _not_writable(root, e) from None
         raise UserError(f"could not unpack {zip_path} into {root} ({why_not_written(e)}); nothing half-unpacked "
                         "is kept: run again") from None
+
+
+def move_unpacked(work, root):
+    """Move what was unpacked into ``work`` into ``root``: each file into place (replacing a file of that
+    name, as unpacking again does), each folder merged into a folder of that name. Nothing else in
+    ``root`` is removed, and no link is followed: a link or a file where the archive has a folder (or
+    anything but a file where it has a file) stops the unpack, named."""
+    for folder, _, names in os.walk(work):
+        into = os.path.normpath(os.path.join(root, os.path.relpath(folder, work)))
+        if into != os.path.normpath(root):
+            try:
+                os.mkdir(into)
+            except FileExistsError:
+                _in_the_way(into, stat.S_ISDIR, "a folder")
+        for name in names:
+            target = os.path.join(into, name)
+            if os.path.lexists(target):
+                _in_the_way(target, stat.S_ISREG, "a file")
+            os.replace(os.path.join(folder, name), target)
+
+
+def _in_the_way(path, is_kind, kind):
+    if not is_kind(os.lstat(path).st_mode):
+        raise UserError(f"cannot unpack faces.zip: {path} is in the way (the archive has {kind} there): move it "
+                        "elsewhere, or pass another --data_root")
 
 
 def _not_writable(root, error):
