@@ -19,7 +19,9 @@ def build_parser():
 @cli
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    path = write_report(args.run, args.out, score=not args.no_score)
+    path, problems = write_report(args.run, args.out, score=not args.no_score)
+    for problem in problems:
+        print(f"note: the page does not show {problem}", file=sys.stderr)
     print(f"wrote {path}", file=sys.stderr)
 
 

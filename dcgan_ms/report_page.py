@@ -1,31 +1,38 @@
 """report.html: one self-contained page of a run, worth handing in.
 
-Every run writes it into its output folder when training ends (rank 0, ``callbacks.ReportPage``);
-``python -m dcgan_ms.report RUN`` (report.py, the command) rebuilds it for any run folder, finished or not. The page
-has no outside link: its pictures are inline. It shows the run's state and fingerprint (SHA-256 of
-generator.ckpt and config.json, which a teacher can check with ``sha256sum``), the grid of G(fixed
-noise) after each epoch as a timeline to step through, the losses and D's outputs (smoothed over the
-raw), the SWD and diversity of the final Generator (``swd.py``, against the run's own images; cached in
-report_scores.json), the flags and the environment the run recorded (environment.json), and the time
-its steps took.
+Every run writes it into its output folder when training ends (rank 0, ``callbacks.ReportPage``, which
+scores the Generator it trained); ``python -m dcgan_ms.report RUN`` (report.py) rebuilds it for any run
+folder, finished or not, scoring generator.ckpt itself: a score read back from a file is never shown.
+The page has no outside link (its pictures are inline) and shows the run's state and fingerprint
+(SHA-256 of generator.ckpt and config.json, for ``sha256sum``), the epoch grids as a timeline, the losses
+and D's outputs, the final Generator's SWD and diversity, the flags, the environment.json sessions and
+the time its steps took. Everything from the run folder is escaped; a part that cannot be shown (a
+malformed file, a grid that is no plain image of the run) is left out, saying why, and the rest stays.
 """
 import base64
-import csv
 import hashlib
 import html
 import io
 import json
 import math
 import os
+import stat
 import time
 
 from . import run_folder
-from .errors import UserError
+from .errors import UserError, first_line
 from .files import written_whole
-from .run_folder import CONFIG, ENVIRONMENT, GENERATOR, REPORT, SCORES, read_json
+from .run_folder import CONFIG, ENVIRONMENT, GENERATOR, REPORT, read_json
 
-SCORE_IMAGES = 256  # images a side for the final SWD and diversity (fewer when the set is smaller)
 MAX_FRAMES = 60  # epoch grids on the timeline; a longer run shows that many, evenly spaced, and its last
+
+
+def plain_file(path):
+    """Whether ``path`` is a plain file (not a link, a folder or a device): what a run writes."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def sha256(path):
@@ -37,58 +44,60 @@ def sha256(path):
 
 
 def final_scores(run, config):
-    """SWD x1e3 and diversity of the run's generator.ckpt against its own images (at most SCORE_IMAGES a
-    side), computed once per checkpoint (report_scores.json); None when there is no checkpoint or the
-    images are gone."""
+    """SWD x1e3 and diversity of the run's generator.ckpt against its own images (at most FINAL_IMAGES a
+    side), scored now; None when there is no checkpoint. A UserError says why it cannot be scored."""
     ckpt = os.path.join(run, GENERATOR)
-    if not os.path.isfile(ckpt):
+    if not plain_file(ckpt):
         return None
-    key = sha256(ckpt)
-    cached = read_json(os.path.join(run, SCORES))
-    if cached and cached.get("generator_sha256") == key:
-        return cached
     from . import checkpoint
     from .data import find_images
     from .pixels import ImageLook
-    from .scoring import Scorer
-    try:
-        num = min(SCORE_IMAGES, len(find_images(config["data_root"])))
-    except (UserError, KeyError, TypeError):
-        return None
-    scorer = Scorer(config["data_root"], num=num, seed=config.get("seed", 1), look=ImageLook.of_run(config))
-    scores = {"generator_sha256": key, **scorer.score(checkpoint.load_generator(ckpt))}
-    run_folder.write_json(os.path.join(run, SCORES), scores, indent=1)
-    return scores
+    from .scoring import FINAL_IMAGES, Scorer
+    data_root, seed = config.get("data_root"), config.get("seed", 1)
+    if not isinstance(data_root, str) or isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError("config.json records no usable data_root and seed")
+    num = min(FINAL_IMAGES, len(find_images(data_root)))
+    return Scorer(data_root, num=num, seed=seed, look=ImageLook.of_run(config)).score(checkpoint.load_generator(ckpt))
 
 
 def timeline_frames(run):
-    """(epoch name, JPEG data URI) of the epoch grids, at most MAX_FRAMES of them, the last included."""
+    """(epoch name, JPEG data URI) of the epoch grids, at most MAX_FRAMES of them, the last included, and
+    the names of those left out: not plain files (a link to anything at all), or not images."""
     from PIL import Image
-    paths = run_folder.grid_paths(run)
+    paths, skipped = run_folder.grid_paths(run), []
     if len(paths) > MAX_FRAMES:
         paths = [paths[i * (len(paths) - 1) // (MAX_FRAMES - 1)] for i in range(MAX_FRAMES)]
     frames = []
     for path in paths:
         buffer = io.BytesIO()
-        Image.open(path).convert("RGB").save(buffer, format="JPEG", quality=85)
+        try:
+            if not plain_file(path):
+                raise OSError("not a plain file")
+            with Image.open(path) as image:
+                image.convert("RGB").save(buffer, format="JPEG", quality=85)
+        except Exception:  # Pillow raises many kinds for a file that is no image
+            skipped.append(os.path.basename(path))
+            continue
         frames.append((os.path.basename(path)[:-4].replace("_", " "), data_uri(buffer.getvalue(), "image/jpeg")))
-    return frames
+    return frames, skipped
 
 
 def data_uri(data, mime):
     return f"data:{mime};base64,{base64.b64encode(data).decode()}"
 
 
-def loss_plot(log, run):
-    """The losses and D's outputs (with the SWD over epochs when swd.csv has any) as a PNG data URI."""
-    from . import plots
-    swd_log = None
+def read_swd_log(run):
+    """swd.csv's "step" and "swd_mean" columns, None when there is none; ValueError when it is malformed."""
     path = os.path.join(run, run_folder.SWD_LOG)
-    if os.path.isfile(path):
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if rows:
-            swd_log = {"step": [float(r["step"]) for r in rows], "swd_mean": [float(r["swd_mean"]) for r in rows]}
+    if not plain_file(path):
+        return None
+    columns = run_folder.read_columns(path, ("step", "swd_mean"))
+    return columns if columns["step"] else None
+
+
+def loss_plot(log, swd_log):
+    """The losses and D's outputs (with the SWD over epochs, ``swd_log``, when there is one) as a PNG data URI."""
+    from . import plots
     buffer = io.BytesIO()
     plots.loss_figure(log, swd_log).savefig(buffer, format="png", dpi=90)
     return data_uri(buffer.getvalue(), "image/png")
@@ -124,8 +133,8 @@ function show(i) { grid.src = frames[i][1]; label.textContent = frames[i][0]; }
 slider.addEventListener('input', () => show(+slider.value));"""
 
 
-def render(run, *, config, log, frames, plot, scores, environments, fingerprint):
-    """The page, as text."""
+def render(run, *, config, log, frames, plot, scores, environments, fingerprint, problems=()):
+    """The page, as text; ``problems``: one line for each part that cannot be shown."""
     steps = int(log["step"][-1]) if log and log["step"] else 0
     total = number(config.get("total_steps"))  # numbers from the run folder, checked as numbers
     state = f"{steps} of {total if total is not None else '?'} steps" + (
@@ -137,6 +146,8 @@ def render(run, *, config, log, frames, plot, scores, environments, fingerprint)
              f"{step_seconds / 60:.1f} minutes in training steps (from the log)</p>",
              "<h2>Fingerprint</h2><p>Check it against the files: <code>sha256sum generator.ckpt config.json</code></p>",
              table(fingerprint.items())]
+    if problems:
+        parts.append("<h2>Not shown</h2><ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in problems) + "</ul>")
     parts.append("<h2>G(fixed noise) after each epoch</h2>")
     if frames:
         last = len(frames) - 1
@@ -168,18 +179,44 @@ def render(run, *, config, log, frames, plot, scores, environments, fingerprint)
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
 
 
-def write_report(run, out=None, score=True):
-    """Write ``out`` (default RUN/report.html) for the run folder ``run``; returns its path."""
+def write_report(run, out=None, *, score=True, scores=None):
+    """Write ``out`` (default RUN/report.html) for the run folder ``run``; returns (its path, one line for
+    each part that could not be shown). ``scores``: the final Generator's, scored by the run that trained
+    it; else, with ``score``, generator.ckpt is scored here."""
     config = run_folder.read_config(run)
     if config is None:
         raise UserError(f"{run} holds no config.json: pass the --output_dir of a training run")
-    log = run_folder.read_log(run)
+    problems = []
+
+    def shown(part, read):
+        """What ``read()`` gives, or None with one line in ``problems`` saying why ``part`` is not shown."""
+        try:
+            return read()
+        except (UserError, ValueError, TypeError, KeyError, OSError) as e:
+            problems.append(f"{part}: {first_line(e)}")
+            return None
+
+    if not isinstance(config, dict):
+        problems.append("the flags: config.json holds no run's config (a JSON object)")
+        config = {}
+    log = shown("the log", lambda: run_folder.read_log(run))
+    frames, skipped = timeline_frames(run)
+    if skipped:
+        problems.append(f"the grids {', '.join(skipped)}: not plain image files of the run")
+    swd_log = shown("the SWD over epochs", lambda: read_swd_log(run))
+    plot = shown("the loss plot", lambda: loss_plot(log, swd_log)) if log else None
+    if scores is None and score:
+        scores = shown("the final Generator's scores", lambda: final_scores(run, config))
+    environments = read_json(os.path.join(run, ENVIRONMENT))
+    if environments is not None and not (isinstance(environments, list)
+                                         and all(isinstance(e, dict) for e in environments)):
+        problems.append("the environment: environment.json holds no list of sessions")
+        environments = None
     fingerprint = {name: sha256(os.path.join(run, name)) for name in (GENERATOR, CONFIG)
-                   if os.path.isfile(os.path.join(run, name))}
-    page = render(run, config=config, log=log, frames=timeline_frames(run), plot=loss_plot(log, run) if log else None,
-                  scores=final_scores(run, config) if score else None,
-                  environments=read_json(os.path.join(run, ENVIRONMENT)), fingerprint=fingerprint)
+                   if plain_file(os.path.join(run, name))}
+    page = render(run, config=config, log=log, frames=frames, plot=plot, scores=scores, environments=environments,
+                  fingerprint=fingerprint, problems=problems)
     out = out or os.path.join(run, REPORT)
     with written_whole(out) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(page)
-    return out
+    return out, problems

@@ -1,7 +1,7 @@
 """A run's folder (``--output_dir``): every name a training run writes there, its lock, and reading back.
 
     config.json  environment.json  fixed_noise.npy  log.csv (log_rank<N>.csv)  swd.csv  rank_<N>.json
-    generator.ckpt  discriminator.ckpt  progress.gif  losses.png  report.html  report_scores.json
+    generator.ckpt  discriminator.ckpt  progress.gif  losses.png  report.html
     samples/epoch_NNN.png  checkpoints/step_NNNNNNN.ckpt  .lock
 
 The writers (session.py, the callbacks, resume.py, report_page.py) take their names from here, and what
@@ -30,13 +30,12 @@ DISCRIMINATOR = "discriminator.ckpt"
 GIF = "progress.gif"
 LOSSES = "losses.png"
 REPORT = "report.html"
-SCORES = "report_scores.json"  # the final Generator's scores, cached by its SHA-256
 LOCK = ".lock"  # held by the training run that writes in the folder
 SAMPLES = "samples"
 CHECKPOINTS = "checkpoints"
 # What a run writes at its end, which --overwrite removes with its checkpoints and grids; its log,
 # swd.csv and config a new run writes anew from its start.
-FINAL_FILES = (GENERATOR, DISCRIMINATOR, GIF, LOSSES, REPORT, SCORES)
+FINAL_FILES = (GENERATOR, DISCRIMINATOR, GIF, LOSSES, REPORT)
 LOG_FIELDS = ("step", "epoch", "g_loss", "d_loss", "d_real", "d_fake", "img_per_s")
 _STEP_NAME = re.compile(r"^step_(\d+)\.ckpt$")
 
@@ -176,15 +175,39 @@ def read_config(run):
 
 
 def read_log(run):
-    """The run's log (log.csv, or rank 0's of a data-parallel run) as column -> list of floats; None
-    when there is none."""
+    """The run's log (log.csv, or rank 0's of a data-parallel run) as column -> list of floats (the steps
+    that logged a speed); None when there is none, ValueError naming what is malformed."""
     for name in (log_name(), log_name(0)):
         path = os.path.join(run, name)
         if os.path.isfile(path):
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if r.get("img_per_s")]
-            return {k: [float(r[k]) for r in rows] for k in LOG_FIELDS}
+            return read_columns(path, LOG_FIELDS, needed="img_per_s")
     return None
+
+
+def read_columns(path, fields, *, needed=None):
+    """The CSV file ``path``'s columns ``fields`` as lists of floats, read row by row into the columns
+    alone (a long log costs its numbers, not a dict per row); rows with no ``needed`` value are left out.
+    ValueError naming the first missing column or value that is not a number."""
+    name = os.path.basename(path)
+    with open(path, newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows, [])
+        missing = [field for field in fields if field not in header]
+        if missing:
+            raise ValueError(f"{name} has no {missing[0]} column")
+        where = [(field, header.index(field)) for field in fields]
+        columns = {field: [] for field in fields}
+        skip_at = header.index(needed) if needed else None
+        for line, row in enumerate(rows, start=2):
+            if skip_at is not None and (len(row) <= skip_at or not row[skip_at]):
+                continue
+            for field, at in where:
+                try:
+                    columns[field].append(float(row[at]))
+                except (IndexError, ValueError):
+                    raise ValueError(f"{name} line {line}: {field} {row[at] if at < len(row) else 'missing'!r} "
+                                     "is not a number") from None
+    return columns
 
 
 def remove_old_run(paths, why):

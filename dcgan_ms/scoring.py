@@ -10,6 +10,8 @@ from .images import generated_images, real_images
 from .pixels import ImageLook
 from .swd import diversity, swd
 
+FINAL_IMAGES = 256  # images a side for report.html's final SWD and diversity (fewer when the set is smaller)
+
 
 class Scorer:
     """Scores Generators against the same ``num`` real images of ``data_root`` (drawn with ``seed``)."""

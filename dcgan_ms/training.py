@@ -16,7 +16,7 @@ from . import resume, run_folder
 from .errors import UserError
 from .loop import Stop, train_loop
 from .noise import StepNoise
-from .scoring import Scorer
+from .scoring import FINAL_IMAGES, Scorer
 from .session import setup
 
 
@@ -35,10 +35,12 @@ def standard_callbacks(s):
     scorer = Scorer(s.data_root, num=c.swd_num, seed=c.seed, look=c.look)
     swd = cb.SWDTracker(os.path.join(out, run_folder.SWD_LOG), s.shown_generator, scorer=scorer, every=c.swd_every,
                         total_steps=s.total_steps, resume_step=resume_step)
+    page_num = min(FINAL_IMAGES, s.data.num_images)  # the tracker's real images, when it reads as many
+    page_scorer = scorer if page_num == c.swd_num else Scorer(s.data_root, num=page_num, seed=c.seed, look=c.look)
     written_by_one = [swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
                  cb.ProgressGrids(out, s.shown_generator, s.fixed_noise),
                  cb.LossPlot(out, log, swd),
-                 cb.ReportPage(out),
+                 cb.ReportPage(out, s.shown_generator, page_scorer),
                  cb.Progress(s.total_steps, s.steps_per_epoch, output_dir=out, devices=ranks.devices,
                              bar=not c.no_progress)]
     callbacks = every_rank + (written_by_one if ranks.writes else [])

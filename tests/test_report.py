@@ -32,18 +32,38 @@ def test_a_run_leaves_a_self_contained_report_with_its_fingerprint_and_scores(ti
         assert f"<th>{name}</th><td>{digest}</td>" in text, name
     frames = json.loads(re.search(r"<script id=frames type=application/json>(.*?)</script>", text, re.S).group(1))
     assert [name for name, _ in frames] == ["epoch 001"]  # one grid: a 2-step run ends in its first epoch
-    scores = json.load(open(os.path.join(out, "report_scores.json")))
-    assert scores["num"] == 24 and f"{scores['swd_x1e3']:.1f}" in text and f"{scores['diversity']:.2f}" in text
+    assert "<th>images a side</th><td>24</td>" in text  # all 24 of the tiny set: scored
+    assert re.search(r"<th>SWD x1e3 \(lower is better\)</th><td>\d+\.\d \(64 px \d+\.\d / 32 px", text)
+    assert re.search(r"<th>diversity \(about 1: as varied as the real images\)</th><td>\d\.\d\d</td>", text)
     assert "2 of 2 steps (finished)" in text and "<th>nz</th><td>16</td>" in text
     environment = json.load(open(os.path.join(out, "environment.json")))
     assert environment[0]["device_target"] == "CPU" and f"<td>{environment[0]['mindspore']}</td>" in text
+
+
+def swd_shown(text):
+    return re.search(r"<th>SWD x1e3 \(lower is better\)</th><td>([\d.]+) ", text)[1]
+
+
+def test_the_report_command_scores_the_generator_itself_and_never_shows_a_score_from_a_file(tiny_run, tmp_path):
+    """A report_scores.json forged with generator.ckpt's real SHA-256 (anyone can compute it) and a far
+    better SWD, as the report once cached its scores: the page shows what the Generator scores."""
+    run = tmp_path / "forged"
+    shutil.copytree(tiny_run[0], run)
+    measured = swd_shown(page(run / "report.html"))
+    digest = hashlib.sha256(open(run / "generator.ckpt", "rb").read()).hexdigest()
+    (run / "report_scores.json").write_text(json.dumps({"generator_sha256": digest, "num": 24, "swd_x1e3": 0.123,
+                                                        "swd_x1e3_per_level": {"64": 0.123}, "diversity": 1.0}))
+    proc = run_cli("dcgan_ms.report", str(run))
+    assert proc.returncode == 0, proc.stderr
+    text = page(run / "report.html")
+    assert "0.1 (64 px 0.1)" not in text and abs(float(swd_shown(text)) - float(measured)) <= 0.15
 
 
 def test_the_report_command_rebuilds_a_page_for_an_unfinished_run_and_refuses_a_folder_that_is_no_run(
         tiny_run, tmp_path):
     run = tmp_path / "unfinished"
     shutil.copytree(tiny_run[0], run)
-    for name in ("generator.ckpt", "report.html", "report_scores.json"):
+    for name in ("generator.ckpt", "report.html"):
         os.remove(run / name)
     shutil.rmtree(run / "samples")
     proc = run_cli("dcgan_ms.report", str(run))
@@ -92,8 +112,49 @@ def test_values_from_a_crafted_run_folder_are_escaped_and_numbers_checked(tmp_pa
     (run / "config.json").write_text(json.dumps({"global_batch_size": "<script>alert(1)</script>",
                                                  "total_steps": "<b>x</b>", "seed": 1}))
     Image.new("RGB", (8, 8), "red").save(run / "samples" / "epoch_<!--<script>.png")
-    text = page(write_report(str(run), score=False))
+    text = page(write_report(str(run), score=False)[0])
     assert "<script>alert" not in text and "<!--" not in text and "<b>x" not in text
     frames = re.search(r"<script id=frames type=application/json>(.*?)</script>", text, re.S)[1]
     assert json.loads(frames)[0][0] == "epoch <!--<script>"  # the JSON reads back the name as it is
     assert "0 of ? steps (not finished" in text and "batches of 0;" in text
+
+
+def test_a_malformed_run_folder_gives_a_line_per_part_and_the_page_keeps_the_rest(tiny_run, tmp_path):
+    """environment.json a dict, a step "two" in log.csv, swd.csv without its swd_mean column, a grid that
+    is a link to a file outside the run, in a folder whose name globs ("exp[1]"): one line for each
+    part on stderr and in the page, no traceback, and the grids and flags that are fine still shown."""
+    run = tmp_path / "exp[1]"
+    shutil.copytree(tiny_run[0], run)
+    (run / "environment.json").write_text(json.dumps({"device_target": "CPU"}))
+    with open(run / "log.csv", "a") as f:
+        f.write("two,1,0.5,0.5,0.5,0.5,100\n")
+    (run / "swd.csv").write_text("epoch,step,seconds\n1,2,0.1\n")
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8), "blue").save(secret)
+    (run / "samples" / "epoch_002.png").symlink_to(secret)
+    proc = run_cli("dcgan_ms.report", str(run), "--no_score")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
+    assert notes == ["note: the page does not show the log: log.csv line 4: step 'two' is not a number",
+                     "note: the page does not show the grids epoch_002.png: not plain image files of the run",
+                     "note: the page does not show the SWD over epochs: swd.csv has no swd_mean column",
+                     "note: the page does not show the environment: environment.json holds no list of sessions"]
+    text = page(run / "report.html")
+    frames = json.loads(re.search(r"<script id=frames type=application/json>(.*?)</script>", text, re.S)[1])
+    assert [name for name, _ in frames] == ["epoch 001"] and "<th>nz</th><td>16</td>" in text
+    assert "log.csv line 4: step &#x27;two&#x27; is not a number" in text
+    (run / "config.json").write_text("[1, 2]")
+    proc = run_cli("dcgan_ms.report", str(run), "--no_score")
+    assert proc.returncode == 0 and "the flags: config.json holds no run's config" in proc.stderr
+
+
+def test_the_log_is_read_into_its_columns():
+    from dcgan_ms import run_folder
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        with open(os.path.join(folder, "log.csv"), "w") as f:
+            f.write("step,epoch,g_loss,d_loss,d_real,d_fake,img_per_s,extra\n1,1,2.5,0.5,0.9,0.1,,x\n"
+                    "2,1,2.0,0.6,0.8,0.2,120.5,y\n")
+        log = run_folder.read_log(folder)
+    assert log == {"step": [2.0], "epoch": [1.0], "g_loss": [2.0], "d_loss": [0.6], "d_real": [0.8], "d_fake": [0.2],
+                   "img_per_s": [120.5]}

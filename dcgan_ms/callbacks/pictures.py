@@ -103,13 +103,23 @@ class LossPlot(Callback):
 
 class ReportPage(Callback):
     """report.html in ``output_dir`` when training ends, after the other pictures and the weights
-    (``report_page.write_report``: the page, with the final Generator's SWD and diversity)."""
+    (``report_page.write_report``), with the SWD and diversity of ``generator`` (the one generator.ckpt
+    holds) scored here by ``scorer``; a part it cannot show is named on stderr."""
 
-    def __init__(self, output_dir):
-        self.output_dir = output_dir
+    def __init__(self, output_dir, generator, scorer):
+        self.output_dir, self.generator, self.scorer = output_dir, generator, scorer
         self.written = []
 
     def on_train_end(self, position, stop):
         if position.step > 0:
+            from ..errors import UserError
             from ..report_page import write_report
-            self.written.append(write_report(self.output_dir))
+            try:
+                scores = self.scorer.score(self.generator)
+                problems = []
+            except UserError as e:  # the run's images went away while it trained
+                scores, problems = None, [f"the final Generator's scores: {e}"]
+            path, more = write_report(self.output_dir, scores=scores, score=False)
+            self.written.append(path)
+            for problem in problems + more:
+                print(f"note: report.html does not show {problem}", file=sys.stderr)

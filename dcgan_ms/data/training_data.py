@@ -34,6 +34,7 @@ class TrainingData:
             raise UserError(f"{root} holds {len(paths)} images, fewer than one batch of {batch_size}"
                             + (f" per device ({num_shards} devices)" if num_shards else "")
                             + ": lower --batch_size or add images")
+        self.num_images = len(paths)  # in the whole set, every device's share
         self.files = ImageFiles(paths, indices, look.background)  # the linked folder lives as long as this object
         self.dataset = image_pipeline(self.files, batch_size=batch_size, pixel_range=look.pixel_range,
                                       resize=look.resize, shuffle=shuffle, num_parallel_workers=num_parallel_workers,
