@@ -181,7 +181,7 @@ def stand_in_cuda_home(setup):
     try:
         folder = make_cache() / f"cuda-{setup.runtime_version}"
         (folder / "bin").mkdir(mode=0o700, parents=True, exist_ok=True)
-        trusted = untrusted_folder(folder.parent) is None and untrusted(folder) is None and untrusted(folder / "bin") is None
+        trusted = not (untrusted_folder(folder.parent) or untrusted(folder) or untrusted(folder / "bin"))
     except OSError:
         trusted = False
     if not trusted:
