@@ -41,10 +41,14 @@ def fsync_path(path):
 
 
 def finish_file(tmp, path, mode=None):
-    """Give ``tmp`` the user's file mode (or ``mode``), put it on disk, rename it to ``path`` and put the
-    folder's new entry on disk too."""
-    os.chmod(tmp, user_file_mode() if mode is None else mode)
-    fsync_path(tmp)
+    """Give ``tmp`` the user's file mode (or ``mode``) and put it on disk, both through one descriptor
+    opened without following links, then rename it to ``path`` and put the folder's new entry on disk."""
+    fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fchmod(fd, user_file_mode() if mode is None else mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
     fsync_path(os.path.dirname(os.path.abspath(path)))
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from . import gpu
 from .errors import ArgumentParser, UserError, cli
+from .files import written_whole
 
 
 def build_parser():
@@ -76,8 +77,9 @@ def main(argv=None):
             plots.make_gif(frames, os.path.splitext(args.out)[0] + ".gif", duration_ms=150)
         if args.individual:
             os.makedirs(args.individual, exist_ok=True)
-            for i, pixels in enumerate(plots.to_uint8(images)):
-                Image.fromarray(pixels).save(os.path.join(args.individual, f"{i}.png"))
+            for i, pixels in enumerate(plots.to_uint8(images)):  # written whole: never through a planted link
+                with written_whole(os.path.join(args.individual, f"{i}.png")) as tmp:
+                    Image.fromarray(pixels).save(tmp)
     except OSError as e:
         raise UserError(f"cannot write the images ({e.strerror or e}): pass a writable --out") from None
     extra = [os.path.splitext(args.out)[0] + ".gif"] if args.interpolate else []

@@ -24,7 +24,7 @@ import urllib.request
 import zipfile
 
 from ..errors import UserError, first_line
-from ..files import why_not_written
+from ..files import why_not_written, written_whole
 from .dataset import find_images
 
 FACES_URL = "https://download.mindspore.cn/dataset/Faces/faces.zip"
@@ -170,7 +170,7 @@ def unpack(zip_path, root):
                 move_unpacked(work, root)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-        with open(os.path.join(root, MARKER), "w") as f:
+        with written_whole(os.path.join(root, MARKER)) as tmp, open(tmp, "w") as f:
             json.dump({"images": _count_images(root), "unpacked_bytes": unpacked}, f)
     except zipfile.BadZipFile as e:
         raise UserError(f"{zip_path} is incomplete or corrupt ({e}), perhaps a partial download: "
