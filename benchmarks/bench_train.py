@@ -5,6 +5,7 @@ doing the same work (``torch_train.py``), wall time from process start to exit, 
     python benchmarks/bench_train.py                          # both sizes, 2 rounds each (about 30 min)
     python benchmarks/bench_train.py --size quickstart --epochs 6 --rounds 3
     python benchmarks/bench_train.py --size tutorial --breakdown
+    python benchmarks/bench_train.py --size quickstart --epochs 3 --rounds 0 --breakdown   # the breakdown alone
     python benchmarks/bench_train.py --size quickstart --against REV   # and dcgan_ms at another commit
     python benchmarks/bench_train.py --precision bf16         # both in bf16: --precision bf16 against autocast
 
@@ -80,6 +81,8 @@ def compare(size, rounds, epochs, tmp, against=None, precision="fp32"):
     theirs = [sys.executable, os.path.join(HERE, "torch_train.py"), "--data_root", data,
               "--output_dir", os.path.join(tmp, "torch"), *flags(size, epochs), *same]
     times = collections.defaultdict(list)
+    if rounds == 0:  # --breakdown alone
+        return data
     for r in range(rounds):
         times["dcgan_ms"].append(timed(ours))
         times["pytorch"].append(timed(theirs))

@@ -179,10 +179,11 @@ def render(run, *, config, log, frames, plot, scores, environments, fingerprint,
             f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")
 
 
-def write_report(run, out=None, *, score=True, scores=None):
+def write_report(run, out=None, *, score=True, scores=None, loss_png=None):
     """Write ``out`` (default RUN/report.html) for the run folder ``run``; returns (its path, one line for
     each part that could not be shown). ``scores``: the final Generator's, scored by the run that trained
-    it; else, with ``score``, generator.ckpt is scored here."""
+    it; else, with ``score``, generator.ckpt is scored here. ``loss_png``: the losses.png this process
+    drew of the same log, shown as it is; else the plot is drawn from the folder's log."""
     config = run_folder.read_config(run)
     if config is None:
         raise UserError(f"{run} holds no config.json: pass the --output_dir of a training run")
@@ -203,8 +204,12 @@ def write_report(run, out=None, *, score=True, scores=None):
     frames, skipped = timeline_frames(run)
     if skipped:
         problems.append(f"the grids {', '.join(skipped)}: not plain image files of the run")
-    swd_log = shown("the SWD over epochs", lambda: read_swd_log(run))
-    plot = shown("the loss plot", lambda: loss_plot(log, swd_log)) if log else None
+    if loss_png:
+        with open(loss_png, "rb") as f:
+            plot = data_uri(f.read(), "image/png")
+    else:
+        swd_log = shown("the SWD over epochs", lambda: read_swd_log(run))
+        plot = shown("the loss plot", lambda: loss_plot(log, swd_log)) if log else None
     if scores is None and score:
         scores = shown("the final Generator's scores", lambda: final_scores(run, config))
     environments = read_json(os.path.join(run, ENVIRONMENT))

@@ -104,10 +104,11 @@ class LossPlot(Callback):
 class ReportPage(Callback):
     """report.html in ``output_dir`` when training ends, after the other pictures and the weights
     (``report_page.write_report``), with the SWD and diversity of ``generator`` (the one generator.ckpt
-    holds) scored here by ``scorer``; a part it cannot show is named on stderr."""
+    holds) scored here by ``scorer``, and the losses.png that ``loss_plot`` (a LossPlot) drew, not
+    drawn again; a part it cannot show is named on stderr."""
 
-    def __init__(self, output_dir, generator, scorer):
-        self.output_dir, self.generator, self.scorer = output_dir, generator, scorer
+    def __init__(self, output_dir, generator, scorer, loss_plot=None):
+        self.output_dir, self.generator, self.scorer, self.loss_plot = output_dir, generator, scorer, loss_plot
         self.written = []
 
     def on_train_end(self, position, stop):
@@ -119,7 +120,8 @@ class ReportPage(Callback):
                 problems = []
             except UserError as e:  # the run's images went away while it trained
                 scores, problems = None, [f"the final Generator's scores: {e}"]
-            path, more = write_report(self.output_dir, scores=scores, score=False)
+            drawn = self.loss_plot.written[-1] if self.loss_plot and self.loss_plot.written else None
+            path, more = write_report(self.output_dir, scores=scores, score=False, loss_png=drawn)
             self.written.append(path)
             for problem in problems + more:
                 print(f"note: report.html does not show {problem}", file=sys.stderr)
