@@ -193,7 +193,7 @@ def write_report(run, out=None, *, score=True, scores=None, loss_png=None):
         """What ``read()`` gives, or None with one line in ``problems`` saying why ``part`` is not shown."""
         try:
             return read()
-        except (UserError, ValueError, TypeError, KeyError, OSError) as e:
+        except (UserError, ValueError, TypeError, KeyError, OSError, RuntimeError) as e:  # RuntimeError: MindSpore's
             problems.append(f"{part}: {first_line(e)}")
             return None
 

@@ -113,13 +113,14 @@ class ReportPage(Callback):
 
     def on_train_end(self, position, stop):
         if position.step > 0:
-            from ..errors import UserError
+            from ..errors import UserError, first_line
             from ..report_page import write_report
+            scores, problems = None, []
             try:
-                scores = self.scorer.score(self.generator)
-                problems = []
-            except UserError as e:  # the run's images went away while it trained
-                scores, problems = None, [f"the final Generator's scores: {e}"]
+                if ended_cleanly(stop):  # as the pictures: not after a data error, a non-finite loss or an abort
+                    scores = self.scorer.score(self.generator)
+            except (UserError, RuntimeError) as e:  # the run's images went away or broke while it trained
+                problems.append(f"the final Generator's scores: {first_line(e)}")
             drawn = self.loss_plot.written[-1] if self.loss_plot and self.loss_plot.written else None
             path, more = write_report(self.output_dir, scores=scores, score=False, loss_png=drawn)
             self.written.append(path)
