@@ -26,6 +26,31 @@ def fresh_build(monkeypatch, tmp_path):
     library._build_once.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def suite_library():
+    """The kernels as the suite's own cache holds them (built once for the whole suite)."""
+    lib = kernels.build()
+    library._build_once.cache_clear()
+    return lib
+
+
+@pytest.fixture
+def instant_compiler(fresh_build, suite_library, monkeypatch):
+    """``fresh_build`` with $CXX a stand-in compiler that "compiles" in no time: each object an empty file,
+    the library a copy of the suite's. For the tests of when the cache is used, not of what is compiled
+    (test_build_compiles_once... compiles for real)."""
+    monkeypatch.setenv("PATH", str(fresh_build / "bin") + os.pathsep + os.environ["PATH"])
+    monkeypatch.setenv("CXX", "instant-c++")
+    fake_compiler(fresh_build / "bin", "echo 'instant-c++ 1.0'", instantly(suite_library), name="instant-c++")
+    return fresh_build
+
+
+def instantly(library_file):
+    """A stand-in compiler's command: ``-o OUT`` an empty object file, or with -shared a copy of ``library_file``."""
+    return ('out=; prev=; for a in "$@"; do [ "$prev" = -o ] && out=$a; prev=$a; done\n'
+            f'case " $* " in *" -shared "*) exec cp "{library_file}" "$out";; *) exec touch "$out";; esac')
+
+
 @pytest.mark.slow
 def test_build_compiles_once_into_the_cache_and_rebuilds_when_the_source_changes(fresh_build, monkeypatch):
     lib = kernels.build()
@@ -118,7 +143,7 @@ def assert_standard_normal(x):
         assert abs((x < q).mean() - p) < 5 * np.sqrt(p * (1 - p) / n), q
 
 
-def test_standard_normal_is_a_function_of_its_key_and_normal(fresh_build, monkeypatch):
+def test_standard_normal_is_a_function_of_its_key_and_normal(instant_compiler, monkeypatch):
     import numpy as np
     x = kernels.standard_normal(1 << 20, (7, 11))
     assert x.dtype == np.float32 and x.shape == (1 << 20,) and np.isfinite(x).all()
@@ -188,15 +213,15 @@ def test_the_fallback_says_what_it_costs_on_this_cpu(monkeypatch):
 
 # ---- The kernel cache loads only what this user built -------------------------------------------------
 @pytest.mark.slow  # builds the kernels in a fresh cache
-def test_the_cache_folder_is_made_private(fresh_build):
+def test_the_cache_folder_is_made_private(instant_compiler):
     lib = kernels.build()
     assert stat.S_IMODE(os.stat(lib.parent).st_mode) == 0o700
     assert not os.stat(lib).st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 @pytest.mark.slow
-def test_a_cache_others_can_write_is_not_loaded_and_the_kernels_are_built_privately(fresh_build, capsys):
-    cache = fresh_build / "cache"
+def test_a_cache_others_can_write_is_not_loaded_and_the_kernels_are_built_privately(instant_compiler, capsys):
+    cache = instant_compiler / "cache"
     shared = kernels.build()
     library._build_once.cache_clear()
     cache.chmod(0o777)  # a shared folder: anyone could have put a library there
@@ -208,8 +233,8 @@ def test_a_cache_others_can_write_is_not_loaded_and_the_kernels_are_built_privat
 
 
 @pytest.mark.slow  # builds the kernels in a fresh cache
-def test_a_cache_another_user_owns_is_not_loaded(fresh_build, monkeypatch, capsys):
-    cache = fresh_build / "cache"
+def test_a_cache_another_user_owns_is_not_loaded(instant_compiler, monkeypatch, capsys):
+    cache = instant_compiler / "cache"
     cache.mkdir(mode=0o700)
     owner = os.stat(cache).st_uid
     checked = library.untrusted_folder
@@ -226,7 +251,7 @@ def test_a_cache_another_user_owns_is_not_loaded(fresh_build, monkeypatch, capsy
 
 
 @pytest.mark.slow
-def test_a_library_that_is_a_link_or_writable_by_others_is_rebuilt_not_loaded(fresh_build, tmp_path):
+def test_a_library_that_is_a_link_or_writable_by_others_is_rebuilt_not_loaded(instant_compiler, tmp_path):
     lib = kernels.build()
     elsewhere = tmp_path / "elsewhere.so"
     shutil.move(lib, elsewhere)
@@ -239,22 +264,22 @@ def test_a_library_that_is_a_link_or_writable_by_others_is_rebuilt_not_loaded(fr
     assert kernels.build() == lib and os.stat(lib).st_ino != inode and not os.stat(lib).st_mode & stat.S_IWOTH
 
 
-def fake_compiler(folder, version_line, compile_command='exec g++ "$@"'):
-    """A C++ compiler on PATH as ``fake-c++``: says ``version_line`` to --version, else runs ``compile_command``."""
+def fake_compiler(folder, version_line, compile_command='exec g++ "$@"', name="fake-c++"):
+    """A C++ compiler on PATH as ``name``: says ``version_line`` to --version, else runs ``compile_command``."""
     folder.mkdir(exist_ok=True)
-    script = folder / "fake-c++"
+    script = folder / name
     script.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then {version_line}; exit 0; fi\n{compile_command}\n')
     script.chmod(0o755)
     return script
 
 
 @pytest.mark.slow
-def test_an_upgraded_compiler_rebuilds(fresh_build, monkeypatch):
+def test_an_upgraded_compiler_rebuilds(fresh_build, suite_library, monkeypatch):
     monkeypatch.setenv("PATH", str(fresh_build / "bin") + os.pathsep + os.environ["PATH"])
     monkeypatch.setenv("CXX", "fake-c++")
-    fake_compiler(fresh_build / "bin", "echo 'fake-c++ 12.2.0'")
+    fake_compiler(fresh_build / "bin", "echo 'fake-c++ 12.2.0'", instantly(suite_library))
     before = kernels.build()
-    fake_compiler(fresh_build / "bin", "echo 'fake-c++ 13.1.0'")
+    fake_compiler(fresh_build / "bin", "echo 'fake-c++ 13.1.0'", instantly(suite_library))
     library._build_once.cache_clear()
     assert kernels.build() != before
 
@@ -287,7 +312,7 @@ def test_a_compiler_that_cannot_start_falls_back(fresh_build, monkeypatch):
 
 
 @pytest.mark.slow  # builds the kernels in a fresh cache
-def test_mindspores_aot_white_list_is_honoured_and_set_while_an_operator_is_made(fresh_build, monkeypatch, tmp_path):
+def test_mindspores_aot_white_list_is_honoured_and_set_while_an_operator_is_made(instant_compiler, monkeypatch, tmp_path):
     monkeypatch.setenv(library.WHITE_LIST, str(tmp_path / "somewhere-else"))
     with pytest.raises(kernels.Unavailable, match=r"outside MS_CUSTOM_AOT_WHITE_LIST=.*somewhere-else\): set "
                                                   r"DCGAN_MS_CACHE to a folder of yours inside"):
@@ -303,7 +328,7 @@ def test_mindspores_aot_white_list_is_honoured_and_set_while_an_operator_is_made
 
     monkeypatch.setattr(library.ops, "Custom", custom)
     library.operator("LeakyForward", out_shape=library.same_as_first)  # not the cached leaky_relu_operator
-    assert seen["white_list"] == str(fresh_build / "cache") and library.WHITE_LIST not in os.environ
+    assert seen["white_list"] == str(instant_compiler / "cache") and library.WHITE_LIST not in os.environ
 
 
 def run_kernel_benchmark(*flags):
