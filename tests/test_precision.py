@@ -94,6 +94,7 @@ def bf16_cpu(monkeypatch):
     monkeypatch.setattr(choice, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
 
 
+@pytest.mark.slow  # 8 training steps, about 30 s on a CPU that emulates bf16
 def test_bf16_training_follows_fp32_and_repeats_itself_to_the_bit(bf16_cpu):
     fp32, _ = train("fp32")
     bf16, weights = train("bf16")
