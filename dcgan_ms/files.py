@@ -40,16 +40,17 @@ def fsync_path(path):
         os.close(fd)
 
 
-def finish_file(tmp, path, mode=None):
+def finish_file(tmp, path, mode=None, install=os.replace):
     """Give ``tmp`` the user's file mode (or ``mode``) and put it on disk, both through one descriptor
-    opened without following links, then rename it to ``path`` and put the folder's new entry on disk."""
+    opened without following links, then rename it to ``path`` (``install(tmp, path)``) and put the
+    folder's new entry on disk."""
     fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         os.fchmod(fd, user_file_mode() if mode is None else mode)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    install(tmp, path)
     fsync_path(os.path.dirname(os.path.abspath(path)))
 
 
@@ -112,12 +113,13 @@ def why_not_written(error):
 
 
 @contextlib.contextmanager
-def written_whole(path, *, mode=None, what=None, failure=UserError, catch=(OSError,)):
+def written_whole(path, *, mode=None, what=None, failure=UserError, catch=(OSError,), install=os.replace):
     """Write ``path`` whole or not at all (its folder made if need be): yields the path to write,
     ``path``'s own name in a private folder beside it (for writers that choose the format by the
     extension, or write files of their own beside it), then ``finish_file``s it into place with
     ``mode`` (default: the user's file mode). A write that fails with one of ``catch`` removes the
-    folder and raises ``failure`` (UserError) as "could not write WHAT: the cause" (``what``: ``path``)."""
+    folder and raises ``failure`` (UserError) as "could not write WHAT: the cause" (``what``: ``path``).
+    ``install(tmp, path)`` puts the file in place (default: os.replace)."""
     folder, name = os.path.split(os.path.abspath(path))
     work = None
     try:
@@ -125,7 +127,7 @@ def written_whole(path, *, mode=None, what=None, failure=UserError, catch=(OSErr
         work = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=folder)
         tmp = os.path.join(work, name)
         yield tmp
-        finish_file(tmp, path, mode)
+        finish_file(tmp, path, mode, install)
     except catch as e:
         raise failure(f"could not write {what or path}: {why_not_written(e)}") from None
     finally:

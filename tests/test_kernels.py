@@ -383,3 +383,15 @@ def test_the_library_loaded_is_the_one_checked_whatever_its_path_holds_later(mon
         assert op.func == f"{loaded}:LeakyForward"  # and MindSpore is handed the same descriptor
     finally:
         library._build_once.cache_clear()
+
+
+def test_a_build_that_finishes_second_leaves_the_library_in_use_in_place(instant_compiler, suite_library):
+    """Two workers (msrun's, or two nodes on one file system) that build the same kernels at once: the one
+    that finishes second keeps the first's file, which the first has open and hands MindSpore as
+    /proc/self/fd/N; replaced, it would name a deleted file that MindSpore cannot load."""
+    from dcgan_ms import files
+    lib = kernels.build()
+    loaded, inode = library.loaded_path(), os.stat(lib).st_ino
+    with files.written_whole(lib, mode=0o755, install=library._install_unless_trusted) as tmp:
+        shutil.copy(suite_library, tmp)
+    assert os.stat(lib).st_ino == inode and os.path.realpath(loaded) == str(lib)

@@ -113,9 +113,20 @@ def _build():
         return lib
     # written whole, then renamed into place: parallel workers may build it at once
     with files.written_whole(lib, mode=0o755, what=f"the kernels into the cache {folder} (set DCGAN_MS_CACHE)",
-                             failure=Unavailable) as tmp:
+                             failure=Unavailable, install=_install_unless_trusted) as tmp:
         _compile(compiler_path, ms_lib, tmp)
     return lib
+
+
+def _install_unless_trusted(tmp, lib):
+    """Put the new build at ``lib`` unless a trusted one got there first (another worker's build): a library
+    that another process has open is never replaced, as its /proc/self/fd path would then name a deleted
+    file, which MindSpore cannot load."""
+    try:
+        os.link(tmp, lib)  # only where there is none
+    except FileExistsError:
+        if untrusted(lib, plain_file=True):
+            os.replace(tmp, lib)
 
 
 def compiler_version(compiler_path):
