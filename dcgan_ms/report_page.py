@@ -135,7 +135,7 @@ slider.addEventListener('input', () => show(+slider.value));"""
 
 def render(run, *, config, log, frames, plot, scores, environments, fingerprint, problems=()):
     """The page, as text; ``problems``: one line for each part that cannot be shown."""
-    steps = int(log["step"][-1]) if log and log["step"] else 0
+    steps = int(number(log["step"][-1]) or 0) if log and log["step"] else 0  # a crafted "inf" is no step count
     total = number(config.get("total_steps"))  # numbers from the run folder, checked as numbers
     state = f"{steps} of {total if total is not None else '?'} steps" + (
         " (finished)" if total and steps >= total else " (not finished: --resume continues it)")

@@ -112,6 +112,7 @@ def test_values_from_a_crafted_run_folder_are_escaped_and_numbers_checked(tmp_pa
     (run / "config.json").write_text(json.dumps({"global_batch_size": "<script>alert(1)</script>",
                                                  "total_steps": "<b>x</b>", "seed": 1}))
     Image.new("RGB", (8, 8), "red").save(run / "samples" / "epoch_<!--<script>.png")
+    (run / "log.csv").write_text("step,epoch,g_loss,d_loss,d_real,d_fake,img_per_s\ninf,1,1,1,0.5,0.5,nan\n")
     text = page(write_report(str(run), score=False)[0])
     assert "<script>alert" not in text and "<!--" not in text and "<b>x" not in text
     frames = re.search(r"<script id=frames type=application/json>(.*?)</script>", text, re.S)[1]
