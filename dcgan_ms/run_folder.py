@@ -120,10 +120,8 @@ def lock(output_dir):
     path = os.path.join(output_dir, LOCK)
     try:  # never through a link: a planted one would have the run write into another file
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except OSError as e:
-        cause = ("it is a symbolic link, which no run makes: remove it" if e.errno == errno.ELOOP
-                 else why_not_written(e))
-        raise UserError(f"cannot open the run folder's lock {path}: {cause}") from None
+    except OSError as e:  # a link: ELOOP, which why_not_written names
+        raise UserError(f"cannot open the run folder's lock {path}: {why_not_written(e)}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
