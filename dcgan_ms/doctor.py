@@ -180,13 +180,15 @@ def check_folders(output_dir):
     cache, problem = str(cache_dir()), None
     try:
         make_cache()  # private (0700), as a run makes it
-        why = writable(cache) and f"cannot be written ({writable(cache)})"
+        unwritable = writable(cache)
+        why = unwritable and f"cannot be written ({unwritable})"
     except OSError as e:
         why = f"cannot be made ({why_not_written(e)})"
+    distrust = None if why else untrusted_folder(cache)
     if why:
         problem = f"the kernel cache {cache} {why}: set DCGAN_MS_CACHE"
-    elif untrusted_folder(cache):
-        problem = (f"the kernel cache {cache} cannot be trusted ({untrusted_folder(cache)}): its kernels are not "
+    elif distrust:
+        problem = (f"the kernel cache {cache} cannot be trusted ({distrust}): its kernels are not "
                    "loaded, each run builds its own (set DCGAN_MS_CACHE to a folder of yours)")
     why = writable(output_dir)
     if why:

@@ -52,8 +52,7 @@ def build():
 def loaded_path():
     """The path the library is loaded by (MindSpore, ctypes): its open, checked descriptor in
     /proc/self/fd where this system has one, else the path itself."""
-    lib, fd = _built()
-    return f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else str(lib)
+    return _built()[1]
 
 
 def loaded_path_or_none():
@@ -65,19 +64,20 @@ def loaded_path_or_none():
 
 
 def _built():
-    lib, fd, error = _build_once()
+    lib, loaded, error = _build_once()
     if error:
         raise error
-    return lib, fd
+    return lib, loaded
 
 
 @lru_cache(maxsize=None)
 def _build_once():
-    """(library path, its descriptor, None), or (None, None, Unavailable): the descriptor stays open for
-    the life of the process."""
+    """(library path, the path it is loaded by, None), or (None, None, Unavailable): the descriptor
+    checked stays open for the life of the process."""
     try:
         lib = _build()
-        return lib, _open_checked(lib), None
+        fd = _open_checked(lib)
+        return lib, f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else str(lib), None
     except Unavailable as e:
         return None, None, e
 
