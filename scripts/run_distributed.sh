@@ -55,7 +55,8 @@ msrun_pid=$!
 workers() {  # msrun's children that train (not its scheduler): MS_ROLE=MS_WORKER in their environment
   local pid
   for pid in $(pgrep -P "$msrun_pid"); do
-    if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx 'MS_ROLE=MS_WORKER'; then
+    # braces: the redirection's own error (a child this account may not read) is silenced too
+    if { tr '\0' '\n' < "/proc/$pid/environ"; } 2>/dev/null | grep -qx 'MS_ROLE=MS_WORKER'; then
       echo "$pid"
     fi
   done

@@ -132,6 +132,7 @@ def launch(flags, logs, expect=0, while_running=None, cwd=None):
         raise
     output, workers = run.finish()
     assert run.proc.returncode == expect, output[-3000:] + "".join(w[-2000:] for w in workers)
+    assert "run_distributed.sh: line" not in output, output[-3000:]  # no shell error on the user's terminal
     return output, workers
 
 
