@@ -8,6 +8,7 @@ doing the same work (``torch_train.py``), wall time from process start to exit, 
     python benchmarks/bench_train.py --size quickstart --epochs 3 --rounds 0 --breakdown   # the breakdown alone
     python benchmarks/bench_train.py --size quickstart --against REV   # and dcgan_ms at another commit
     python benchmarks/bench_train.py --precision bf16         # both in bf16: --precision bf16 against autocast
+    python benchmarks/bench_train.py --size quickstart --epochs 3 --rounds 0 --end 3 --against REV   # the end, A/B
 
 Sizes:
 - quickstart: the README's quickstart (the shipped sample, batch 32, ngf = ndf = 16, instance noise
@@ -22,7 +23,9 @@ every callback timed: where its time goes (start-up and setup, first step with g
 steps, the rest of the loop incl. data, each callback). ``--against REV`` adds a third side, the same
 command at commit REV (a ``git worktree``), for A/B of a change. ``--precision bf16`` runs dcgan_ms
 with ``--precision bf16`` and PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``
-(``torch_dcgan.py``). Figures on a shared machine are noisy.
+(``torch_dcgan.py``). ``--end N``: N rounds (alternating with REV) of the command alone, timed from the
+end of its last step to the process's exit (``END_PROBE``): what the user waits for once training is
+done. Figures on a shared machine are noisy.
 """
 import os
 
@@ -144,6 +147,47 @@ class StepClock:
         pass
 
 
+# The CLI, run as ``python -m dcgan_ms.train``, printing when its last step ended (the loop's
+# callbacks are told right after each step): the parent times the rest, to the process's exit.
+END_PROBE = """
+import runpy, sys, time
+from dcgan_ms import loop
+told = loop.CallbackList.on_step_end
+ends = []
+def on_step_end(self, *args):
+    ends.append(time.time())
+    return told(self, *args)
+loop.CallbackList.on_step_end = on_step_end
+closing = loop.CallbackList.on_train_end
+def on_train_end(self, *args):
+    print("LAST_STEP_ENDED", ends[-1], flush=True)
+    return closing(self, *args)
+loop.CallbackList.on_train_end = on_train_end
+sys.argv = ["dcgan_ms.train"] + sys.argv[1:]
+runpy.run_module("dcgan_ms.train", run_name="__main__")
+"""
+
+
+def last_step_to_exit(rounds, size, epochs, data, tmp, against=None):
+    """Seconds from the end of the last step to the exit of ``python -m dcgan_ms.train``, per round."""
+    sides = {"this checkout": REPO, **({against[0]: against[1]} if against else {})}
+    times = collections.defaultdict(list)
+    for r in range(rounds):
+        for name, repo in sides.items():
+            proc = subprocess.run([sys.executable, "-c", END_PROBE, "--data_root", data, "--no_progress",
+                                   "--overwrite", "--output_dir", os.path.join(tmp, "ms_end"), *flags(size, epochs)],
+                                  cwd=repo, capture_output=True, text=True, env=CLEAN_ENV)
+            exited = time.time()
+            if proc.returncode:
+                sys.exit(f"the end probe failed at {name}:\n{proc.stderr[-3000:]}")
+            ended = float(proc.stdout.split("LAST_STEP_ENDED")[1].split()[0])
+            times[name].append(exited - ended)
+            print(f"  round {r + 1}, {name}: last step to exit {times[name][-1]:.2f} s", flush=True)
+    for name, seconds in times.items():
+        print(f"{size}: from the last step to exit, {name}: median {statistics.median(seconds):.2f} s "
+              f"({', '.join(f'{x:.2f}' for x in seconds)})", flush=True)
+
+
 def import_seconds():
     """Wall time of a process that starts Python and imports the package (MindSpore included)."""
     start = time.perf_counter()
@@ -187,6 +231,8 @@ def main():
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="bf16: dcgan_ms --precision bf16 against PyTorch's autocast")
     p.add_argument("--against", metavar="REV", help="also time dcgan_ms at this commit (A/B of a change)")
+    p.add_argument("--end", type=int, default=0, metavar="N",
+                   help="N rounds timing the command from its last step to its exit")
     args = p.parse_args()
     import platform
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}", flush=True)
@@ -196,6 +242,8 @@ def main():
             epochs = args.epochs if size == "quickstart" else None
             data = compare(size, args.rounds, epochs, tmp, against=(args.against, other) if other else None,
                            precision=args.precision)
+            if args.end:
+                last_step_to_exit(args.end, size, epochs, data, tmp, against=(args.against, other) if other else None)
             if args.breakdown:
                 breakdown(size, epochs, data, tmp, args.precision)
 

@@ -9,6 +9,7 @@ the paper) and averaged: two halves of one set score near 0; blur, noise or coll
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,7 +29,7 @@ def _blur(x):
         pad[axis] = (2, 2)
         p = np.pad(x, pad, mode="reflect")
         n = x.shape[axis]
-        x = sum(w * np.take(p, np.arange(i, i + n), axis=axis) for i, w in enumerate(_KERNEL))
+        x = sum(w * (p[:, :, i:i + n] if axis == 2 else p[:, :, :, i:i + n]) for i, w in enumerate(_KERNEL))
     return x
 
 
@@ -53,18 +54,27 @@ def laplacian_pyramid(images, min_size=MIN_SIZE):
     return levels
 
 
-def _descriptors(level, rng, per_image=PER_IMAGE):
+def _positions(rng, shape):
+    """Where one set's descriptors are taken at a pyramid level of ``shape`` (N, C, H, W): PER_IMAGE
+    random 7x7 neighbourhoods per image and, past MAX_DESCRIPTORS, the subset kept. They depend on
+    the shape alone, never on the pixels, so each set's side of the SWD can be worked out apart."""
+    n, _, h, w = shape
+    ys = rng.integers(0, h - NHOOD + 1, (n, PER_IMAGE))
+    xs = rng.integers(0, w - NHOOD + 1, (n, PER_IMAGE))
+    keep = rng.choice(n * PER_IMAGE, MAX_DESCRIPTORS, replace=False) if n * PER_IMAGE > MAX_DESCRIPTORS else None
+    return ys, xs, keep
+
+
+def _descriptors(level, ys, xs, keep):
     n, c, h, w = level.shape
-    ys = rng.integers(0, h - NHOOD + 1, (n, per_image))
-    xs = rng.integers(0, w - NHOOD + 1, (n, per_image))
     offsets = np.arange(NHOOD)
     rows = (ys[..., None, None] + offsets[:, None])  # (n, k, 7, 1)
     cols = (xs[..., None, None] + offsets[None, :])  # (n, k, 1, 7)
     idx = np.arange(n)[:, None, None, None]
     patches = level.transpose(0, 2, 3, 1)[idx, rows, cols]  # (n, k, 7, 7, c)
     desc = patches.reshape(-1, NHOOD, NHOOD, c)
-    if len(desc) > MAX_DESCRIPTORS:
-        desc = desc[rng.choice(len(desc), MAX_DESCRIPTORS, replace=False)]
+    if keep is not None:
+        desc = desc[keep]
     desc = desc - desc.mean(axis=(0, 1, 2), keepdims=True)
     # Divide by the channel's spread, but never by less than STD_FLOOR: a nearly flat set (an
     # untrained Generator's coarse level) would otherwise have its rounding noise blown up to unit
@@ -73,23 +83,63 @@ def _descriptors(level, rng, per_image=PER_IMAGE):
     return desc.reshape(len(desc), -1).astype(np.float32)
 
 
-def sliced_wasserstein(a, b, rng):
-    """Mean over random unit directions of the 1-D Wasserstein distance between projections. The
-    directions are drawn in order, then the repeats run on threads (sorting their projections is most of
-    the SWD's time: ``kernels.sort_rows``, a compiled radix sort, else NumPy's, both without the GIL):
-    the same numbers, sooner on several cores."""
+def _directions(rng, dim):
+    """DIR_REPEATS sets of DIRS_PER_REPEAT random unit directions in ``dim`` dimensions, as columns."""
     all_dirs = []
     for _ in range(DIR_REPEATS):
-        dirs = rng.standard_normal((a.shape[1], DIRS_PER_REPEAT)).astype(np.float32)
+        dirs = rng.standard_normal((dim, DIRS_PER_REPEAT)).astype(np.float32)
         all_dirs.append(dirs / np.linalg.norm(dirs, axis=0, keepdims=True))
+    return all_dirs
 
-    def distance(dirs):
-        pa = sort_rows(np.ascontiguousarray((a @ dirs).T))  # rows: one direction each
-        pb = sort_rows(np.ascontiguousarray((b @ dirs).T))
-        return np.abs(pa - pb).mean()
 
-    with ThreadPoolExecutor(max_workers=min(DIR_REPEATS, os.cpu_count() or 1)) as pool:
-        return float(np.mean(list(pool.map(distance, all_dirs))))
+class Side(NamedTuple):
+    """One set's half of the SWD (``side``): per level size, the sorted projections of its descriptors,
+    one (DIRS_PER_REPEAT, descriptors) array per repeat; what ``between`` needs to match it."""
+    num: int
+    seed: int
+    first: bool
+    levels: dict
+
+
+def _pool():
+    return ThreadPoolExecutor(max_workers=min(DIR_REPEATS, os.cpu_count() or 1))
+
+
+def side(images, seed=0, *, first):
+    """The half of ``swd`` that depends on one set of uint8 (N, H, W, 3) images alone: its Laplacian
+    pyramid, descriptors and their projections on the random directions, each sorted (a compiled radix
+    sort, ``kernels.sort_rows``, else NumPy's, both without the GIL: the repeats run on threads).
+    ``first``: the set is the SWD's first (the two sets' positions are drawn in turn from one seed)."""
+    rng = np.random.default_rng(seed)
+    levels = {}
+    with _pool() as pool:
+        for level in laplacian_pyramid(_as_float(images)):
+            positions = [_positions(rng, level.shape) for _ in range(2)]  # the first set's, then the second's
+            desc = _descriptors(level, *positions[0 if first else 1])
+
+            def sorted_projections(dirs, desc=desc):
+                return sort_rows(np.ascontiguousarray((desc @ dirs).T))  # rows: one direction each
+
+            levels[int(level.shape[-1])] = list(pool.map(sorted_projections, _directions(rng, desc.shape[1])))
+    return Side(len(images), seed, first, levels)
+
+
+def between(a, b):
+    """SWD x 1e3 between two ``side``s (the first set's and the second's, of as many images, one seed):
+    per level, the mean over the directions of the 1-D Wasserstein distance between the sorted
+    projections; ``{"levels": {size: swd}, "mean": swd}``."""
+    if a.num != b.num:
+        raise ValueError(f"both sets need the same number of images, got {a.num} and {b.num}")
+    if (a.seed, a.first, b.first) != (b.seed, True, False):
+        raise ValueError("between(a, b) needs the first set's side and the second's, drawn with one seed")
+
+    def distance(pair):
+        return np.abs(pair[0] - pair[1]).mean()
+
+    with _pool() as pool:
+        levels = {size: 1e3 * float(np.mean(list(pool.map(distance, zip(a.levels[size], b.levels[size])))))
+                  for size in a.levels}
+    return {"levels": levels, "mean": float(np.mean(list(levels.values())))}
 
 
 def _as_float(images):
@@ -107,13 +157,7 @@ def swd(images_a, images_b, seed=0):
     """
     if len(images_a) != len(images_b):
         raise ValueError(f"both sets need the same number of images, got {len(images_a)} and {len(images_b)}")
-    pyr_a, pyr_b = laplacian_pyramid(_as_float(images_a)), laplacian_pyramid(_as_float(images_b))
-    rng = np.random.default_rng(seed)
-    levels = {}
-    for la, lb in zip(pyr_a, pyr_b):
-        da, db = _descriptors(la, rng), _descriptors(lb, rng)
-        levels[int(la.shape[-1])] = 1e3 * sliced_wasserstein(da, db, rng)
-    return {"levels": levels, "mean": float(np.mean(list(levels.values())))}
+    return between(side(images_a, seed, first=True), side(images_b, seed, first=False))
 
 
 def diversity(real, fake, size=16, num=512):

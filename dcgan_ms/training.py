@@ -37,12 +37,12 @@ def standard_callbacks(s):
                         total_steps=s.total_steps, resume_step=resume_step)
     page_num = min(FINAL_IMAGES, s.data.num_images)  # the tracker's real images, when it reads as many
     page_scorer = scorer if page_num == c.swd_num else Scorer(s.data_root, num=page_num, seed=c.seed, look=c.look)
-    loss_plot = cb.LossPlot(out, log, swd)
-    written_by_one = [swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
-                 cb.ProgressGrids(out, s.shown_generator, s.fixed_noise), loss_plot,
-                 cb.ReportPage(out, s.shown_generator, page_scorer, loss_plot=loss_plot),
-                 cb.Progress(s.total_steps, s.steps_per_epoch, output_dir=out, devices=ranks.devices,
-                             bar=not c.no_progress)]
+    loss_plot, final_scores = cb.LossPlot(out, log, swd), cb.FinalScores(s.shown_generator, page_scorer)
+    written_by_one = [final_scores, swd, cb.WeightCheckpoints(out, s.shown_generator, s.discriminator),
+                      cb.ProgressGrids(out, s.shown_generator, s.fixed_noise), loss_plot,
+                      cb.ReportPage(out, final_scores, loss_plot=loss_plot),
+                      cb.Progress(s.total_steps, s.steps_per_epoch, output_dir=out, devices=ranks.devices,
+                                  bar=not c.no_progress)]
     callbacks = every_rank + (written_by_one if ranks.writes else [])
     if c.max_minutes:
         callbacks.append(cb.TimeLimit(c.max_minutes, out, clock=s.agreement.clock))

@@ -149,6 +149,29 @@ def test_a_malformed_run_folder_gives_a_line_per_part_and_the_page_keeps_the_res
     assert proc.returncode == 0 and "the flags: config.json holds no run's config" in proc.stderr
 
 
+def test_a_run_whose_images_cannot_be_scored_still_writes_its_page_and_says_what_it_lacks(tiny_run, tmp_path, capsys):
+    """The final scores' real images are read when training begins and the generated ones scored on a
+    thread at the end: a set that gives no images (here an empty folder) neither stops the run at its
+    start nor loses the page at its end; the page says it is not scored, stderr says why."""
+    from dcgan_ms.callbacks import FinalScores, ReportPage
+    from dcgan_ms.loop import Position
+    from dcgan_ms.models import Generator
+    from dcgan_ms.scoring import Scorer
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run)
+    os.remove(run / "report.html")
+    (tmp_path / "empty").mkdir()
+    final = FinalScores(Generator(nz=16, ngf=8), Scorer(str(tmp_path / "empty"), num=16, seed=1))
+    page_callback = ReportPage(str(run), final)
+    final.on_train_begin(Position())
+    for callback in (final, page_callback):
+        callback.on_train_end(Position(step=2), None)
+    notes = capsys.readouterr().err.strip().splitlines()
+    assert len(notes) == 1 and notes[0].startswith("note: report.html does not show the final Generator's scores: ")
+    assert str(tmp_path / "empty") in notes[0]
+    assert "not scored" in page(run / "report.html")
+
+
 def test_the_log_is_read_into_its_columns():
     from dcgan_ms import run_folder
     import tempfile

@@ -4,7 +4,7 @@
     saving.py    ResumeCheckpoints (checkpoints/step_*.ckpt), WeightCheckpoints (generator.ckpt,
                  discriminator.ckpt), RankSummary (rank_<N>.json of a data-parallel run)
     pictures.py  ProgressGrids (samples/epoch_NNN.png, progress.gif), LossPlot (losses.png), SWDTracker,
-                 ReportPage (report.html, ``report_page.py``)
+                 FinalScores (the page's SWD and diversity), ReportPage (report.html, ``report_page.py``)
     control.py   TimeLimit (--max_minutes), StopOnSignal (Ctrl-C / SIGTERM: finish the step, save, stop)
 
 Callbacks are told in their order (``training.standard_callbacks``): savers before the plots, and
@@ -13,9 +13,9 @@ stops early (``stop.save``), if they have not saved that step.
 """
 from .control import StopOnSignal, TimeLimit, ended_cleanly, saves_now
 from .logs import CSVLog, History, Progress, keep_rows, redraws_in_place
-from .pictures import LossPlot, ProgressGrids, ReportPage, SWDTracker
+from .pictures import FinalScores, LossPlot, ProgressGrids, ReportPage, SWDTracker
 from .saving import RankSummary, ResumeCheckpoints, WeightCheckpoints
 
-__all__ = ["CSVLog", "History", "LossPlot", "Progress", "ProgressGrids", "RankSummary", "ReportPage",
+__all__ = ["CSVLog", "FinalScores", "History", "LossPlot", "Progress", "ProgressGrids", "RankSummary", "ReportPage",
            "ResumeCheckpoints", "SWDTracker", "StopOnSignal", "TimeLimit", "WeightCheckpoints",
            "ended_cleanly", "keep_rows", "redraws_in_place", "saves_now"]

@@ -1,4 +1,5 @@
-"""What a run shows: the fixed-noise grids and GIF, the loss plot, the SWD it tracks, and report.html."""
+"""What a run shows: the fixed-noise grids and GIF, the loss plot, the SWD it tracks, its final scores and
+report.html."""
 import csv
 import os
 import sys
@@ -22,6 +23,8 @@ class SWDTracker(Callback):
         self.total_steps, self.resume_step, self.rows = total_steps, resume_step, []
 
     def on_train_begin(self, position):
+        if self.every:
+            self.scorer.prepare()
         if self.resume_step is not None:
             self.rows = [(row[1], row[2]) for row in keep_rows(self.path, self.resume_step)]
         elif os.path.exists(self.path):
@@ -101,14 +104,37 @@ class LossPlot(Callback):
                                                   swd_log))
 
 
+class FinalScores(Callback):
+    """The SWD and diversity of ``generator`` when training ends cleanly (as the pictures: not after a
+    data error, a non-finite loss or an abort), for report.html, by ``scorer`` (a ``scoring.Scorer``).
+    Told first among the callbacks that write: the real images' half is started when training begins,
+    and at the end the generated images are drawn and scored on a thread while the others write
+    their files; ``result()`` waits for them."""
+
+    def __init__(self, generator, scorer):
+        self.generator, self.scorer, self.future = generator, scorer, None
+
+    def on_train_begin(self, position):
+        self.scorer.prepare()
+
+    def on_train_end(self, position, stop):
+        if position.step > 0 and ended_cleanly(stop):
+            self.future = self.scorer.score_later(self.generator)
+
+    def result(self):
+        """The scores (a dict as ``Scorer.score``'s), or None when training did not end cleanly; raises
+        what scoring raised."""
+        return self.future.result() if self.future else None
+
+
 class ReportPage(Callback):
     """report.html in ``output_dir`` when training ends, after the other pictures and the weights
-    (``report_page.write_report``), with the SWD and diversity of ``generator`` (the one generator.ckpt
-    holds) scored here by ``scorer``, and the losses.png that ``loss_plot`` (a LossPlot) drew, not
-    drawn again; a part it cannot show is named on stderr."""
+    (``report_page.write_report``), with the scores of ``final_scores`` (a FinalScores: the Generator
+    generator.ckpt holds) and the losses.png that ``loss_plot`` (a LossPlot) drew, not drawn again; a
+    part it cannot show is named on stderr."""
 
-    def __init__(self, output_dir, generator, scorer, loss_plot=None):
-        self.output_dir, self.generator, self.scorer, self.loss_plot = output_dir, generator, scorer, loss_plot
+    def __init__(self, output_dir, final_scores, loss_plot=None):
+        self.output_dir, self.final_scores, self.loss_plot = output_dir, final_scores, loss_plot
         self.written = []
 
     def on_train_end(self, position, stop):
@@ -117,8 +143,7 @@ class ReportPage(Callback):
             from ..report_page import write_report
             scores, problems = None, []
             try:
-                if ended_cleanly(stop):  # as the pictures: not after a data error, a non-finite loss or an abort
-                    scores = self.scorer.score(self.generator)
+                scores = self.final_scores.result()
             except (UserError, RuntimeError) as e:  # the run's images went away or broke while it trained
                 problems.append(f"the final Generator's scores: {first_line(e)}")
             drawn = self.loss_plot.written[-1] if self.loss_plot and self.loss_plot.written else None
