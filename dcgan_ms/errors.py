@@ -6,6 +6,7 @@ status 2, never with a traceback.
 """
 import argparse
 import functools
+import gc
 import sys
 
 
@@ -24,7 +25,9 @@ def first_line(error, limit=200):
 
 
 def cli(main):
-    """Run ``main``; turn a UserError into one line on stderr and exit status 2."""
+    """Run ``main``; turn a UserError into one line on stderr and exit status 2. Run as a program
+    (``python -m``), the process exits next: its objects are frozen out of the garbage collector first,
+    so that Python's exit does not walk MindSpore's hundred thousand of them once more (0.6 s here)."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
@@ -33,6 +36,9 @@ def cli(main):
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        finally:
+            if main.__module__ == "__main__":
+                gc.freeze()
 
     return wrapper
 

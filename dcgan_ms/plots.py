@@ -47,6 +47,12 @@ def smoothed(values, span=None):
     return out
 
 
+def load_matplotlib():
+    """Import matplotlib's Figure now (most of a second): a run does it as training begins, not after its
+    last step, where the loss plot needs it."""
+    from matplotlib.figure import Figure  # noqa: F401
+
+
 def loss_figure(log, swd_log=None):
     """The figure of ``plot_losses``: each series raw (thin, faint) under its smoothed line, so that a
     trend can be read through the step-to-step spikes of GAN losses."""

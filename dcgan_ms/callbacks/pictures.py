@@ -96,6 +96,7 @@ class LossPlot(Callback):
 
     def on_train_begin(self, position):
         self.first_step = position.step
+        plots.load_matplotlib()
 
     def on_train_end(self, position, stop):
         if ended_cleanly(stop) and position.step > self.first_step:
