@@ -52,11 +52,15 @@ setsid msrun --worker_num=$((per_node * nodes)) --local_worker_num="$per_node" \
   python -m dcgan_ms.train --distributed "$@" &
 msrun_pid=$!
 
-workers() {  # msrun's children that train (not its scheduler): MS_ROLE=MS_WORKER in their environment
+has_role() {  # has_role PID ROLE: msrun's child PID has MS_ROLE=ROLE in its environment
+  # braces: the redirection's own error (a child this account may not read) is silenced too
+  { tr '\0' '\n' < "/proc/$1/environ"; } 2>/dev/null | grep -qx "MS_ROLE=$2"
+}
+
+workers() {  # msrun's children that train (not its scheduler)
   local pid
   for pid in $(pgrep -P "$msrun_pid"); do
-    # braces: the redirection's own error (a child this account may not read) is silenced too
-    if { tr '\0' '\n' < "/proc/$pid/environ"; } 2>/dev/null | grep -qx 'MS_ROLE=MS_WORKER'; then
+    if has_role "$pid" MS_WORKER; then
       echo "$pid"
     fi
   done
@@ -75,7 +79,7 @@ release_scheduler() {
         -exec grep -qs -e '^rank [0-9]*: interrupted after step' -e '^error: ' {} \; -print | grep -q .; then
       sleep 3
       for pid in $(pgrep -P "$msrun_pid"); do
-        if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qx 'MS_ROLE=MS_SCHED'; then
+        if has_role "$pid" MS_SCHED; then
           kill -TERM "$pid" 2>/dev/null
         fi
       done
