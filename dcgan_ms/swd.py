@@ -115,19 +115,29 @@ def _pool():
 def side(images, seed=0, *, first):
     """The half of ``swd`` that depends on one set of uint8 (N, H, W, 3) images alone: its Laplacian
     pyramid, descriptors and their projections on the random directions, each sorted (a compiled radix
-    sort, ``kernels.sort_rows``, else NumPy's, both without the GIL: the repeats run on threads).
+    sort, ``kernels.sort_rows``, else NumPy's, both without the GIL). The random draws are made first, in
+    their order; then the levels' descriptors, and the repeats' projections, are worked out on threads.
     ``first``: the set is the SWD's first (the two sets' positions are drawn in turn from one seed)."""
     rng = np.random.default_rng(seed)
-    levels = {}
+    pyramid, draws = laplacian_pyramid(_as_float(images)), []
+    for level in pyramid:
+        positions = [_positions(rng, level.shape) for _ in range(2)]  # the first set's, then the second's
+        draws.append((positions[0 if first else 1], _directions(rng, NHOOD * NHOOD * level.shape[1])))
+
+    def descriptors(level_and_draws):
+        level, (positions, _) = level_and_draws
+        return _descriptors(level, *positions)
+
+    def sorted_projections(desc_and_dirs):
+        desc, dirs = desc_and_dirs
+        return sort_rows(np.ascontiguousarray(dirs.T) @ desc.T)  # rows: one direction each
+
     with _pool() as pool:
-        for level in laplacian_pyramid(_as_float(images)):
-            positions = [_positions(rng, level.shape) for _ in range(2)]  # the first set's, then the second's
-            desc = _descriptors(level, *positions[0 if first else 1])
-
-            def sorted_projections(dirs, desc=desc):
-                return sort_rows(np.ascontiguousarray(dirs.T) @ desc.T)  # rows: one direction each
-
-            levels[int(level.shape[-1])] = list(pool.map(sorted_projections, _directions(rng, desc.shape[1])))
+        descs = list(pool.map(descriptors, zip(pyramid, draws)))
+        tasks = [(desc, dirs) for desc, (_, all_dirs) in zip(descs, draws) for dirs in all_dirs]
+        projections = list(pool.map(sorted_projections, tasks))
+    levels = {int(level.shape[-1]): projections[i * DIR_REPEATS:(i + 1) * DIR_REPEATS]
+              for i, level in enumerate(pyramid)}
     return Side(len(images), seed, first, levels)
 
 
