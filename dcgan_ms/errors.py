@@ -5,6 +5,7 @@ decorator around each command's ``main`` prints it as ``error: ...`` on stderr a
 status 2, never with a traceback.
 """
 import argparse
+import atexit
 import functools
 import gc
 import sys
@@ -25,20 +26,19 @@ def first_line(error, limit=200):
 
 
 def cli(main):
-    """Run ``main``; turn a UserError into one line on stderr and exit status 2. Run as a program
-    (``python -m``), the process exits next: its objects are frozen out of the garbage collector first,
-    so that Python's exit does not walk MindSpore's hundred thousand of them once more (0.6 s here)."""
+    """Run ``main``; turn a UserError into one line on stderr and exit status 2. When the process exits
+    (a command's, however started: ``python -m``, a console script), its objects are first frozen out of
+    the garbage collector, so that Python's exit does not walk MindSpore's hundred thousand of them once
+    more (0.6-0.8 s here); until then nothing changes, for a caller that goes on."""
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs):
+        atexit.register(gc.freeze)  # run before the interpreter's last collections
         try:
             return main(*args, **kwargs)
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
-        finally:
-            if main.__module__ == "__main__":
-                gc.freeze()
 
     return wrapper
 
